@@ -1,0 +1,5 @@
+"""`python -m engscore` entry point."""
+
+from engscore.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Options shared by the commands that read events (``ingest``, ``score``, ``explain`` ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engscore.ingest import IngestOptions, OnError
+from engscore.presets import PRESET_NAMES
+from engscore.ui import LogFormat
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
+LogFormatOpt = Annotated[
+    LogFormat, typer.Option("--log-format", help="Log lines as text or one JSON object per line.")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
+EventsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Event files, globs or folders (CSV, TSV, Parquet, JSON, JSON-lines; .gz too).",
+        show_default=False,
+    ),
+]
+PresetOpt = Annotated[
+    str,
+    typer.Option("--preset", "-p", help=f"Export format: {', '.join(PRESET_NAMES)}."),
+]
+TimezoneOpt = Annotated[
+    str | None,
+    typer.Option("--timezone", help="Time zone of naive timestamps (IANA name; default UTC)."),
+]
+MappingOpt = Annotated[
+    Path | None,
+    typer.Option("--mapping", help="Custom mapping file (YAML) for any other export."),
+]
+OnErrorOpt = Annotated[
+    OnError,
+    typer.Option("--on-error", help="Bad rows: fail (default), or skip them into a rejects file."),
+]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", help="Text encoding of CSV inputs (e.g. latin-1).")
+]
+MachineWindowOpt = Annotated[
+    float,
+    typer.Option(
+        "--machine-open-window",
+        help="Opens this many seconds after delivery count as machine opens "
+        "(for exports without a machine flag; 0 turns it off).",
+        min=0,
+    ),
+]
+
+
+def ingest_options(
+    preset: str = "auto",
+    timezone: str | None = None,
+    mapping: Path | None = None,
+    on_error: OnError = "fail",
+    encoding: str = "utf-8",
+    machine_open_window: float = 2.0,
+) -> IngestOptions:
+    """Bundle the common ingest options."""
+    return IngestOptions(
+        preset=preset,
+        timezone=timezone,
+        mapping=mapping,
+        on_error=on_error,
+        encoding=encoding,
+        machine_open_seconds=machine_open_window,
+    )

@@ -1,0 +1,297 @@
+"""The ingest stage: inputs -> presets -> canonical, validated, de-duplicated events.
+
+``load_events`` is what every command that reads events calls; ``ingest_to_file`` is the
+``engscore ingest`` command. Validation is one aggregate pass over the inputs (row counts, reject
+reasons, time-zone mix) so bad data is reported before any output exists; the events themselves
+stay lazy for the caller to collect or stream once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from engscore import timestamps
+from engscore.errors import ConfigError, DataError
+from engscore.mapping import load_mapping
+from engscore.normalise import (
+    canonicalise,
+    drop_duplicates,
+    finalise,
+    flag_machine_opens,
+)
+from engscore.outputs import output_format, write_frame
+from engscore.presets import PRESET_NAMES, detect_preset, get_preset
+from engscore.presets.base import MapContext, Preset
+from engscore.readers import InputFile, collect_schema, first_line, resolve_inputs, scan_file
+
+OnError = Literal["fail", "skip"]
+_SHOWN_REJECTS = 3
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to read the inputs (the common ingest options of every command)."""
+
+    preset: str = "auto"
+    timezone: str | None = None
+    mapping: Path | None = None
+    on_error: OnError = "fail"
+    encoding: str = "utf-8"
+    machine_open_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What ingest made of one input file."""
+
+    path: Path
+    preset: str
+    detected: bool
+    rows_read: int
+    rows_rejected: int
+
+
+@dataclass
+class LoadedEvents:
+    """Validated canonical events (lazy) and what was read to get them."""
+
+    events: pl.LazyFrame
+    files: list[FileReport]
+    rejects: pl.LazyFrame
+    rows_rejected: int
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_read(self) -> int:
+        """Rows read over all files (after a preset's explode, before rejects)."""
+        return sum(f.rows_read for f in self.files)
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """The figures ``engscore ingest`` reports."""
+
+    files: list[FileReport]
+    output: Path
+    rows_read: int
+    rows_rejected: int
+    reject_reasons: dict[str, int]
+    duplicates_dropped: int
+    rows_kept: int
+    machine_opens: int
+    contacts: int
+    first_event: datetime | None
+    last_event: datetime | None
+    rejects_file: Path | None
+
+
+def _choose_preset(
+    item: InputFile, schema: pl.Schema, options: IngestOptions
+) -> tuple[Preset, bool]:
+    if options.mapping is not None:
+        return load_mapping(options.mapping), False
+    if options.preset.lower() != "auto":
+        return get_preset(options.preset), False
+    preset = detect_preset(schema.names())
+    if preset is None:
+        found = ", ".join(schema.names()[:15]) + (", ..." if len(schema) > 15 else "")
+        raise DataError(
+            f"{item.path}: cannot tell which export this is (columns found: {found}); "
+            f"pass --preset ({', '.join(PRESET_NAMES)}) or --mapping FILE"
+        )
+    return preset, True
+
+
+def _line_numbers(frame: pl.LazyFrame, item: InputFile) -> pl.LazyFrame:
+    # CSV lines count the header; JSON-lines lines are records; other formats number records.
+    offset = 2 if item.format in ("csv", "tsv") else 1
+    return frame.with_row_index("_line", offset=offset)
+
+
+def _plan(
+    items: list[InputFile], options: IngestOptions
+) -> tuple[list[pl.LazyFrame], list[tuple[InputFile, Preset, bool]]]:
+    frames: list[pl.LazyFrame] = []
+    chosen: list[tuple[InputFile, Preset, bool]] = []
+    for index, item in enumerate(items):
+        raw = scan_file(item, options.encoding)
+        schema = collect_schema(raw, item.path)
+        preset, detected = _choose_preset(item, schema, options)
+        zone = options.timezone or preset.timezone or "UTC"
+        ctx = MapContext(source=item.path, timezone=zone)
+        mapped = preset.mapper(_line_numbers(raw, item), schema, ctx)
+        # The heuristic applies only where the export itself says nothing about machine opens.
+        provider_flags = "is_machine" in collect_schema(mapped, item.path)
+        frames.append(canonicalise(mapped, index, zone, heuristic_machine_opens=not provider_flags))
+        chosen.append((item, preset, detected))
+    return frames, chosen
+
+
+def _collect(queries: list[pl.LazyFrame], items: list[InputFile]) -> list[pl.DataFrame]:
+    try:
+        return pl.collect_all(queries, engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        names = ", ".join(str(i.path) for i in items[:3]) + (" ..." if len(items) > 3 else "")
+        raise DataError(f"{names}: cannot read: {first_line(exc)}") from exc
+
+
+def load_events(inputs: list[str], options: IngestOptions | None = None) -> LoadedEvents:
+    """Read, map and validate inputs; return the canonical events as a lazy query.
+
+    Raises DataError for unreadable files, missing columns, a time-zone mix without
+    ``--timezone``, and (with ``on_error="fail"``) any rejected row.
+    """
+    options = options or IngestOptions()
+    if options.timezone is not None:
+        timestamps.check_timezone(options.timezone)
+    if options.on_error not in ("fail", "skip"):
+        raise ConfigError(f"--on-error must be 'fail' or 'skip', not {options.on_error!r}")
+    items = resolve_inputs(inputs)
+    frames, chosen = _plan(items, options)
+    combined = pl.concat(frames, how="diagonal_relaxed")
+
+    per_file = (
+        combined.group_by("_file")
+        .agg(
+            rows=pl.len(),
+            rejected=pl.col("_reject").is_not_null().sum(),
+            naive=(pl.col("_naive") & pl.col("_reject").is_null()).sum(),
+            aware=(~pl.col("_naive") & pl.col("_reject").is_null()).sum(),
+        )
+        .sort("_file")
+    )
+    reasons = combined.filter(pl.col("_reject").is_not_null()).group_by("_reject").len()
+    first_rejects = (
+        combined.filter(pl.col("_reject").is_not_null())
+        .select("_file", "_line", "_reject", "_raw_timestamp", "_ord")
+        .sort("_ord")
+        .head(_SHOWN_REJECTS)
+    )
+    counts, reason_counts, shown = _collect([per_file, reasons, first_rejects], items)
+
+    by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
+    reports = []
+    for index, (item, preset, detected) in enumerate(chosen):
+        row = by_file.get(index, {"rows": 0, "rejected": 0, "naive": 0, "aware": 0})
+        if row["rows"] == 0:
+            raise DataError(f"{item.path}: file holds no events")
+        if row["naive"] and row["aware"] and options.timezone is None:
+            raise DataError(
+                f"{item.path}: column 'timestamp' mixes {row['aware']} values with a UTC offset "
+                f"and {row['naive']} without; pass --timezone ZONE for the ones without"
+            )
+        reports.append(FileReport(item.path, preset.name, detected, row["rows"], row["rejected"]))
+
+    rejected = sum(r.rows_rejected for r in reports)
+    reason_map = dict(sorted(zip(reason_counts["_reject"], reason_counts["len"], strict=True)))
+    if rejected and options.on_error == "fail":
+        examples = "; ".join(
+            f"{items[r['_file']].path}:{r['_line']}: {r['_reject']}"
+            + (f" {r['_raw_timestamp']!r}" if r["_reject"] == "unparseable timestamp" else "")
+            for r in shown.iter_rows(named=True)
+        )
+        more = f" (first {len(shown)}: {examples})"
+        raise DataError(
+            f"{rejected} row{'s' if rejected != 1 else ''} rejected{more}; "
+            "fix them or pass --on-error skip to write them to a rejects file"
+        )
+
+    valid = combined.filter(pl.col("_reject").is_null())
+    valid = flag_machine_opens(valid, options.machine_open_seconds)
+    events = finalise(drop_duplicates(valid))
+    rejects = (
+        combined.filter(pl.col("_reject").is_not_null())
+        .sort("_ord")
+        .select(
+            pl.col("_file")
+            .replace_strict(
+                list(range(len(items))), [str(i.path) for i in items], return_dtype=pl.String
+            )
+            .alias("file"),
+            pl.col("_line").alias("line"),
+            pl.col("_reject").alias("reason"),
+            "contact_id",
+            "event_type",
+            pl.col("_raw_timestamp").alias("timestamp"),
+        )
+    )
+    return LoadedEvents(events, reports, rejects, rejected, reason_map)
+
+
+def default_rejects_path(output: Path) -> Path:
+    """``events.parquet`` -> ``events.rejects.csv`` beside it."""
+    return output.with_name(f"{output.stem}.rejects.csv")
+
+
+def ingest_to_file(
+    inputs: list[str],
+    output: Path,
+    options: IngestOptions | None = None,
+    rejects_path: Path | None = None,
+) -> IngestSummary:
+    """``engscore ingest``: write the normalised events (sorted, deterministic) to ``output``.
+
+    With ``on_error="skip"`` rejected rows go to ``rejects_path`` (default
+    ``<output stem>.rejects.csv``). Both files are written atomically.
+    """
+    options = options or IngestOptions()
+    output_format(output)
+    loaded = load_events(inputs, options)
+    written_rejects: Path | None = None
+    if loaded.rows_rejected:
+        written_rejects = rejects_path or default_rejects_path(output)
+        write_frame(loaded.rejects, written_rejects)
+    try:
+        write_frame(loaded.events, output)
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"cannot ingest: {first_line(exc)}") from exc
+    stats = _output_stats(output)
+    kept = stats.rows
+    valid = loaded.rows_read - loaded.rows_rejected
+    return IngestSummary(
+        files=loaded.files,
+        output=output,
+        rows_read=loaded.rows_read,
+        rows_rejected=loaded.rows_rejected,
+        reject_reasons=loaded.reject_reasons,
+        duplicates_dropped=valid - kept,
+        rows_kept=kept,
+        machine_opens=stats.machine_opens,
+        contacts=stats.contacts,
+        first_event=stats.first,
+        last_event=stats.last,
+        rejects_file=written_rejects,
+    )
+
+
+@dataclass(frozen=True)
+class _OutputStats:
+    rows: int
+    machine_opens: int
+    contacts: int
+    first: datetime | None
+    last: datetime | None
+
+
+def _output_stats(output: Path) -> _OutputStats:
+    # Read back from the file just written: cheap (column pruning) and it is what users get.
+    frame = (
+        pl.scan_parquet(output)
+        if output_format(output) == "parquet"
+        else pl.scan_csv(output, try_parse_dates=True)
+    )
+    row = frame.select(
+        rows=pl.len(),
+        machine_opens=(
+            pl.col("is_machine").cast(pl.Boolean) & (pl.col("event_type") == "open")
+        ).sum(),
+        contacts=pl.col("contact_id").n_unique(),
+        first=pl.col("timestamp").min(),
+        last=pl.col("timestamp").max(),
+    ).collect(engine="streaming")
+    return _OutputStats(**row.row(0, named=True))

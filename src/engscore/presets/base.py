@@ -1,0 +1,103 @@
+"""The preset interface: how one provider's export becomes canonical events.
+
+A preset's ``mapper`` receives the raw file as a LazyFrame (nested JSON already flattened to
+``parent.child`` column names) and its schema, and returns a LazyFrame with at least
+``contact_id``, ``event_type`` and ``timestamp``, plus any of the optional canonical columns.
+``event_type`` must already be canonical (or a lower-cased custom name); rows the preset
+documents as skipped are filtered out by the mapper. ``timestamp`` may be a string, a number or
+a datetime: normalisation converts it (see :mod:`engscore.timestamps`); a preset whose times are
+in a fixed zone converts them itself. Every other column passes through unchanged as an extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from engscore.errors import DataError
+
+
+@dataclass(frozen=True)
+class MapContext:
+    """What a mapper may need besides the data."""
+
+    source: Path
+    timezone: str = "UTC"
+
+
+Mapper = Callable[[pl.LazyFrame, pl.Schema, MapContext], pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named mapping from one provider's export to the canonical schema."""
+
+    name: str
+    description: str
+    #: Columns whose joint presence identifies this provider's export (for ``auto``).
+    signature: tuple[str, ...]
+    mapper: Mapper
+    #: Documentation: the provider flags machine opens itself. Ingest applies the heuristic to
+    #: any file whose mapped frame has no ``is_machine`` column, whatever this says.
+    flags_machine_opens: bool = False
+    #: Detection order: higher is tried first (more specific signatures win).
+    priority: int = 0
+    #: Documented event-name map, shown by ``engscore presets``.
+    event_map: Mapping[str, str | None] = field(default_factory=dict)
+    #: Zone of this export's naive timestamps when it is fixed (``--timezone`` overrides).
+    timezone: str | None = None
+
+    def matches(self, columns: Iterable[str]) -> bool:
+        """True when every signature column is present."""
+        present = set(columns)
+        return all(c in present for c in self.signature)
+
+
+def require(schema: pl.Schema, columns: Iterable[str], ctx: MapContext, preset: str) -> None:
+    """Raise a DataError naming the missing columns and listing those found."""
+    missing = [c for c in columns if c not in schema]
+    if missing:
+        found = ", ".join(schema.names()) or "none"
+        raise DataError(
+            f"{ctx.source}: missing required column {', '.join(repr(m) for m in missing)} "
+            f"for preset '{preset}' (columns found: {found})"
+        )
+
+
+def col_or_null(schema: pl.Schema, name: str, dtype: pl.DataType | None = None) -> pl.Expr:
+    """``pl.col(name)`` when the column exists, else a typed null literal."""
+    if name in schema:
+        return pl.col(name) if dtype is None else pl.col(name).cast(dtype, strict=False)
+    return pl.lit(None, dtype=dtype or pl.String())
+
+
+def first_present(schema: pl.Schema, *names: str) -> pl.Expr:
+    """The first of ``names`` that exists as a column, else a null literal."""
+    for name in names:
+        if name in schema:
+            return pl.col(name)
+    return pl.lit(None, dtype=pl.String())
+
+
+def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
+    """Map raw event names (case-insensitive) to canonical ones.
+
+    Names mapped to ``None`` become null (the mapper then drops those rows: "skipped"); names
+    not in the map are kept under their own lower-cased, underscore-joined name.
+    """
+    lowered = raw.cast(pl.String).str.strip_chars().str.to_lowercase()
+    keys = [k.lower() for k in mapping]
+    known = lowered.replace_strict(
+        keys, list(mapping.values()), default=None, return_dtype=pl.String
+    )
+    custom = lowered.str.replace_all(r"[\s\-]+", "_")
+    return pl.when(lowered.is_in(keys)).then(known).otherwise(custom)
+
+
+def parse_bool(expr: pl.Expr) -> pl.Expr:
+    """Booleans from bool, numeric or text columns ("true", "1", "yes")."""
+    text = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return text.is_in(["true", "1", "yes", "y", "t"]).fill_null(False)

@@ -1,0 +1,229 @@
+"""Readers: resolve inputs (files, globs, folders) and scan each file into a LazyFrame.
+
+CSV/TSV, Parquet and JSON-lines are scanned lazily; JSON documents (an array, or an object
+wrapping one array of records, as API exports are) must be parsed whole. Any of them may be
+gzip-compressed (``.gz``). CSV columns are read as strings so a stray value never breaks type
+inference half-way through a file; normalisation parses and reports them.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from engscore.errors import ConfigError, DataError
+
+FORMATS = ("csv", "tsv", "parquet", "json", "jsonl")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_SNIFF_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file with its detected format."""
+
+    path: Path
+    format: str
+    compressed: bool
+
+
+def detect_format(path: Path) -> tuple[str, bool] | None:
+    """``(format, gzip)`` from the file name, or None for files engscore does not read."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    if compressed:
+        suffixes = suffixes[:-1]
+    if not suffixes or suffixes[-1] not in _EXTENSIONS:
+        return None
+    return _EXTENSIONS[suffixes[-1]], compressed
+
+
+def resolve_inputs(specs: list[str]) -> list[InputFile]:
+    """Expand files, globs and folders (recursively) into a sorted, de-duplicated file list."""
+    if not specs:
+        raise ConfigError("no input files given")
+    found: dict[Path, InputFile] = {}
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file())
+            candidates = [p for p in candidates if detect_format(p) is not None]
+            if not candidates:
+                raise DataError(f"{spec}: folder holds no CSV, TSV, Parquet or JSON files")
+        elif any(ch in spec for ch in "*?["):
+            candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+            candidates = [p for p in candidates if p.is_file()]
+            if not candidates:
+                raise DataError(f"{spec}: no file matches this pattern")
+        elif path.exists():
+            candidates = [path]
+        else:
+            raise DataError(f"{spec}: file not found")
+        for candidate in candidates:
+            detected = detect_format(candidate)
+            if detected is None:
+                raise DataError(
+                    f"{candidate}: unknown file type; expected one of "
+                    ".csv .tsv .parquet .json .jsonl .ndjson (optionally .gz)"
+                )
+            found.setdefault(candidate, InputFile(candidate, *detected))
+    return list(found.values())
+
+
+def _head(path: Path, compressed: bool) -> bytes:
+    try:
+        if compressed:
+            with gzip.open(path, "rb") as handle:
+                return handle.read(_SNIFF_BYTES)
+        with path.open("rb") as handle:
+            return handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DataError(f"{path}: cannot read: {reason}") from exc
+
+
+def _check_content(item: InputFile) -> bytes:
+    """Fail early when a file is empty or not what its extension says."""
+    try:
+        with item.path.open("rb") as handle:
+            raw_head = handle.read(4)
+    except OSError as exc:
+        raise DataError(f"{item.path}: cannot read: {exc.strerror}") from exc
+    if item.compressed and raw_head[:2] != _GZIP_MAGIC:
+        raise DataError(f"{item.path}: named .gz but is not gzip-compressed")
+    if not item.compressed and raw_head[:2] == _GZIP_MAGIC:
+        raise DataError(f"{item.path}: file is gzip-compressed; name it {item.path.name}.gz")
+    head = _head(item.path, item.compressed)
+    if not head.strip():
+        raise DataError(f"{item.path}: file is empty")
+    is_parquet = head[:4] == _PARQUET_MAGIC
+    if item.format == "parquet" and not is_parquet:
+        raise DataError(f"{item.path}: not a Parquet file (no PAR1 header)")
+    if item.format != "parquet" and is_parquet:
+        raise DataError(f"{item.path}: is a Parquet file; name it .parquet")
+    if item.format in ("json", "jsonl") and head.lstrip()[:1] not in (b"{", b"["):
+        raise DataError(f"{item.path}: not JSON (first character is not '{{' or '[')")
+    return head
+
+
+def check_utf8(path: Path, sample: bytes, encoding: str) -> None:
+    """Raise a DataError suggesting ``--encoding`` when a text file is not UTF-8."""
+    if encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
+        return
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 4:  # a multi-byte character cut by the sample boundary
+            return
+        line = sample[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{sample[exc.start]:02x}); "
+            "pass --encoding (e.g. --encoding latin-1) with the file's encoding"
+        ) from exc
+
+
+def _csv_from_other_encoding(item: InputFile, separator: str, encoding: str) -> pl.LazyFrame:
+    opener: Any = gzip.open if item.compressed else open
+    try:
+        with opener(item.path, "rb") as handle:
+            data = handle.read().decode(encoding)
+    except LookupError as exc:
+        raise ConfigError(f"unknown encoding {encoding!r}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{item.path}: not valid {encoding} text: {exc.reason}") from exc
+    frame = pl.read_csv(data.encode("utf-8"), separator=separator, infer_schema=False)
+    return frame.lazy()
+
+
+def _records_from_json(item: InputFile) -> list[dict[str, Any]]:
+    opener: Any = gzip.open if item.compressed else open
+    try:
+        with opener(item.path, "rb") as handle:
+            document = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{item.path}: invalid JSON: {exc}") from exc
+    if isinstance(document, dict):
+        # API exports wrap their records: {"emails": [...], "total_items": 3}.
+        lists = [v for v in document.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            document = lists[0]
+        else:
+            document = [document]
+    if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
+        raise DataError(f"{item.path}: expected a JSON array of objects")
+    if not document:
+        raise DataError(f"{item.path}: file holds no records")
+    return document
+
+
+def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
+    """Scan one file into a LazyFrame with nested structs flattened to ``a.b`` columns."""
+    head = _check_content(item)
+    path = str(item.path)
+    if item.format in ("csv", "tsv"):
+        separator = "\t" if item.format == "tsv" else ","
+        check_utf8(item.path, head, encoding)
+        if encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
+            frame = _csv_from_other_encoding(item, separator, encoding)
+        else:
+            frame = pl.scan_csv(path, separator=separator, infer_schema=False)
+    elif item.format == "parquet":
+        frame = pl.scan_parquet(path)
+    elif item.format == "jsonl":
+        check_utf8(item.path, head, "utf-8")
+        frame = pl.scan_ndjson(path, infer_schema_length=None)
+    else:
+        frame = pl.DataFrame(_records_from_json(item), infer_schema_length=None).lazy()
+    return flatten_structs(frame, item.path)
+
+
+def collect_schema(frame: pl.LazyFrame, source: Path) -> pl.Schema:
+    """The frame's schema; a file Polars cannot even open is a DataError naming it."""
+    try:
+        return frame.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"{source}: cannot read: {first_line(exc)}") from exc
+
+
+def flatten_structs(frame: pl.LazyFrame, source: Path) -> pl.LazyFrame:
+    """Replace struct columns by their fields, named ``parent.child`` (recursively)."""
+    schema = collect_schema(frame, source)
+    if not any(isinstance(t, pl.Struct) for t in schema.values()):
+        return frame
+    exprs: list[pl.Expr] = []
+
+    def walk(expr: pl.Expr, name: str, dtype: pl.DataType | type[pl.DataType]) -> None:
+        if isinstance(dtype, pl.Struct):
+            for field in dtype.fields:
+                walk(expr.struct.field(field.name), f"{name}.{field.name}", field.dtype)
+        else:
+            exprs.append(expr.alias(name))
+
+    for name, dtype in schema.items():
+        walk(pl.col(name), name, dtype)
+    return frame.select(exprs)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception message (Polars adds hints below it)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

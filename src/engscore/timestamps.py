@@ -1,0 +1,123 @@
+"""Timestamp parsing into the canonical ``Datetime("us", "UTC")``.
+
+Accepted (ISSUE 2, README "Timestamps"): epoch seconds (int or float), epoch milliseconds,
+ISO 8601 with ``Z`` or an offset and up to 7 fractional digits (the 7th is truncated), dates, and
+naive date-times, which are read in the ``--timezone`` zone (UTC by default). Numbers above
+``EPOCH_MS_THRESHOLD`` are milliseconds: 1e11 seconds is the year 5138, so no real export is
+ambiguous.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from engscore.errors import ConfigError
+from engscore.schema import TIMESTAMP_DTYPE
+
+EPOCH_MS_THRESHOLD = 1e11
+
+_ISO_AWARE = "%Y-%m-%dT%H:%M:%S%.f%z"
+_ISO_NAIVE = "%Y-%m-%dT%H:%M:%S%.f"
+_NUMBER = r"^[+-]?\d+(\.\d+)?$"
+_OFFSET = r"([zZ]|[+-]\d{2}:?\d{2})$"
+
+
+def check_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone (or a fixed offset like ``-06:00``)."""
+    if _fixed_offset(name) is not None:
+        return name
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Paris' or 'UTC'"
+        ) from exc
+    return name
+
+
+def _fixed_offset(name: str) -> int | None:
+    """Minutes east of UTC for ``+HH:MM``/``-HHMM``/``UTC-6`` style zones, else None."""
+    text = name.strip().upper().removeprefix("UTC")
+    if not text or text[0] not in "+-":
+        return None
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    if not digits.isdigit() or len(digits) not in (1, 2, 4):
+        return None
+    hours, minutes = (int(digits[:2]), int(digits[2:])) if len(digits) == 4 else (int(digits), 0)
+    return sign * (hours * 60 + minutes)
+
+
+def localize(naive: pl.Expr, timezone: str) -> pl.Expr:
+    """Interpret a naive datetime expression in ``timezone`` and convert it to UTC.
+
+    DST gaps give null (a time that never happened is reported as unparseable); ambiguous
+    fall-back times take the earlier instant.
+    """
+    offset = _fixed_offset(timezone)
+    if offset is not None:
+        return (
+            (naive - pl.duration(minutes=offset)).dt.replace_time_zone("UTC").cast(TIMESTAMP_DTYPE)
+        )
+    return (
+        naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+        .cast(TIMESTAMP_DTYPE)
+    )
+
+
+def from_epoch(number: pl.Expr) -> pl.Expr:
+    """Epoch seconds or milliseconds (by magnitude) to UTC microseconds."""
+    value = number.cast(pl.Float64)
+    micros = (
+        pl.when(value.abs() >= EPOCH_MS_THRESHOLD).then(value * 1_000).otherwise(value * 1_000_000)
+    )
+    return micros.round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def parse_string(text: pl.Expr, timezone: str = "UTC", fmt: str | None = None) -> pl.Expr:
+    """Parse timestamp strings; unparseable values become null (callers report them)."""
+    cleaned = text.str.strip_chars()
+    if fmt is not None:
+        parsed = cleaned.str.to_datetime(fmt, strict=False, time_unit="us")
+        if "%z" in fmt or "%:z" in fmt:
+            return parsed.dt.convert_time_zone("UTC").cast(TIMESTAMP_DTYPE)
+        return localize(parsed, timezone)
+    iso = cleaned.str.replace(r"[zZ]$", "+00:00").str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
+    aware = iso.str.to_datetime(_ISO_AWARE, strict=False, time_unit="us", time_zone="UTC")
+    naive = pl.coalesce(
+        iso.str.to_datetime(_ISO_NAIVE, strict=False, time_unit="us"),
+        iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+    )
+    return (
+        pl.when(cleaned.str.contains(_NUMBER))
+        .then(from_epoch(cleaned.cast(pl.Float64, strict=False)))
+        .when(iso.str.contains(_OFFSET))
+        .then(aware)
+        .otherwise(localize(naive, timezone))
+    )
+
+
+def is_naive_string(text: pl.Expr) -> pl.Expr:
+    """True for non-numeric timestamp strings with no UTC offset (read in the given zone)."""
+    cleaned = text.str.strip_chars()
+    return ~cleaned.str.contains(_NUMBER) & ~cleaned.str.contains(_OFFSET)
+
+
+def to_utc(column: pl.Expr, dtype: pl.DataType, timezone: str = "UTC") -> pl.Expr:
+    """Convert a column of any supported type to the canonical UTC timestamp."""
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return localize(column.cast(pl.Datetime("us")), timezone)
+        return column.dt.convert_time_zone("UTC").cast(TIMESTAMP_DTYPE)
+    if isinstance(dtype, pl.Date):
+        return localize(column.cast(pl.Datetime("us")), timezone)
+    if dtype.is_numeric():
+        return from_epoch(column)
+    if isinstance(dtype, pl.String):
+        return parse_string(column, timezone)
+    if isinstance(dtype, pl.Null):
+        return column.cast(TIMESTAMP_DTYPE)
+    return parse_string(column.cast(pl.String), timezone)
