@@ -8,6 +8,7 @@ stay lazy for the caller to collect or stream once.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,13 +25,15 @@ from engscore.normalise import (
     finalise,
     flag_machine_opens,
 )
-from engscore.outputs import output_format, write_frame
+from engscore.outputs import ChunkWriter, atomic_path, output_format, write_frame
 from engscore.presets import PRESET_NAMES, detect_preset, get_preset
 from engscore.presets.base import MapContext, Preset
 from engscore.readers import InputFile, collect_schema, first_line, resolve_inputs, scan_file
 
 OnError = Literal["fail", "skip"]
 _SHOWN_REJECTS = 3
+#: Rows per contact range when writing: bounds the memory of sorting and de-duplication.
+BUCKET_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,33 @@ class FileReport:
 
 @dataclass
 class LoadedEvents:
-    """Validated canonical events (lazy) and what was read to get them."""
+    """Validated inputs (lazy) and what was read to get them."""
 
-    events: pl.LazyFrame
+    #: Valid rows with bookkeeping columns, before machine-open flags and de-duplication.
+    valid: pl.LazyFrame
     files: list[FileReport]
     rejects: pl.LazyFrame
     rows_rejected: int
-    reject_reasons: dict[str, int] = field(default_factory=dict)
+    reject_reasons: dict[str, int]
+    machine_open_seconds: float
+    #: Sorted contact ids that split the valid rows into ranges of about BUCKET_ROWS rows.
+    contact_bounds: list[str] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
         """Rows read over all files (after a preset's explode, before rejects)."""
         return sum(f.rows_read for f in self.files)
+
+    @property
+    def events(self) -> pl.LazyFrame:
+        """The canonical events: machine opens flagged, duplicates dropped, sorted."""
+        return prepare_events(self.valid, self.machine_open_seconds)
+
+
+def prepare_events(valid: pl.LazyFrame, machine_open_seconds: float) -> pl.LazyFrame:
+    """Flag machine opens, drop duplicates, sort: all per-contact, so it works on any subset
+    of whole contacts (ingest runs it on contact ranges to bound memory)."""
+    return finalise(drop_duplicates(flag_machine_opens(valid, machine_open_seconds)))
 
 
 @dataclass(frozen=True)
@@ -115,8 +133,9 @@ def _line_numbers(frame: pl.LazyFrame, item: InputFile) -> pl.LazyFrame:
 
 def _plan(
     items: list[InputFile], options: IngestOptions
-) -> tuple[list[pl.LazyFrame], list[tuple[InputFile, Preset, bool]]]:
+) -> tuple[list[pl.LazyFrame], list[tuple[InputFile, Preset, bool]], list[bool]]:
     frames: list[pl.LazyFrame] = []
+    provider_flagged: list[bool] = []
     chosen: list[tuple[InputFile, Preset, bool]] = []
     for index, item in enumerate(items):
         raw = scan_file(item, options.encoding)
@@ -129,15 +148,25 @@ def _plan(
         provider_flags = "is_machine" in collect_schema(mapped, item.path)
         frames.append(canonicalise(mapped, index, zone, heuristic_machine_opens=not provider_flags))
         chosen.append((item, preset, detected))
-    return frames, chosen
+        provider_flagged.append(provider_flags)
+    return frames, chosen, provider_flagged
 
 
 def _collect(queries: list[pl.LazyFrame], items: list[InputFile]) -> list[pl.DataFrame]:
     try:
-        return pl.collect_all(queries, engine="streaming")
+        # Without common-subplan elimination each query streams the inputs itself: sharing
+        # the scan would cache every row in memory.
+        return pl.collect_all(
+            queries,
+            engine="streaming",
+            optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
+        )
     except pl.exceptions.PolarsError as exc:
         names = ", ".join(str(i.path) for i in items[:3]) + (" ..." if len(items) > 3 else "")
-        raise DataError(f"{names}: cannot read: {first_line(exc)}") from exc
+        reason = first_line(exc)
+        if "utf-8" in reason.lower() or "utf8" in reason.lower():
+            reason += "; pass --encoding (e.g. --encoding latin-1) with the file's encoding"
+        raise DataError(f"{names}: cannot read: {reason}") from exc
 
 
 def load_events(inputs: list[str], options: IngestOptions | None = None) -> LoadedEvents:
@@ -152,7 +181,7 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
     if options.on_error not in ("fail", "skip"):
         raise ConfigError(f"--on-error must be 'fail' or 'skip', not {options.on_error!r}")
     items = resolve_inputs(inputs)
-    frames, chosen = _plan(items, options)
+    frames, chosen, heuristics = _plan(items, options)
     combined = pl.concat(frames, how="diagonal_relaxed")
 
     per_file = (
@@ -172,7 +201,13 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         .sort("_ord")
         .head(_SHOWN_REJECTS)
     )
-    counts, reason_counts, shown = _collect([per_file, reasons, first_rejects], items)
+    # A 1-in-64 row sample of contact ids gives the contact ranges for bucketed writing.
+    sample = combined.filter(pl.col("_reject").is_null() & (pl.col("_ord") % 64 == 0)).select(
+        "contact_id"
+    )
+    counts, reason_counts, shown, sampled = _collect(
+        [per_file, reasons, first_rejects, sample], items
+    )
 
     by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
     reports = []
@@ -202,8 +237,7 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         )
 
     valid = combined.filter(pl.col("_reject").is_null())
-    valid = flag_machine_opens(valid, options.machine_open_seconds)
-    events = finalise(drop_duplicates(valid))
+    needs_heuristic = any(not flagged for flagged in heuristics)
     rejects = (
         combined.filter(pl.col("_reject").is_not_null())
         .sort("_ord")
@@ -220,7 +254,24 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
             pl.col("_raw_timestamp").alias("timestamp"),
         )
     )
-    return LoadedEvents(events, reports, rejects, rejected, reason_map)
+    return LoadedEvents(
+        valid=valid,
+        files=reports,
+        rejects=rejects,
+        rows_rejected=rejected,
+        reject_reasons=reason_map,
+        machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
+        contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
+    )
+
+
+def _bucket_bounds(sample: pl.Series, rows: int) -> list[str]:
+    buckets = -(-rows // BUCKET_ROWS)
+    if buckets <= 1 or sample.is_empty():
+        return []
+    ordered = sample.sort()
+    # Heavy contacts repeat in the sample; a repeated bound would make an empty range.
+    return sorted({ordered[len(ordered) * i // buckets] for i in range(1, buckets)})
 
 
 def default_rejects_path(output: Path) -> Path:
@@ -247,7 +298,7 @@ def ingest_to_file(
         written_rejects = rejects_path or default_rejects_path(output)
         write_frame(loaded.rejects, written_rejects)
     try:
-        write_frame(loaded.events, output)
+        _write_bucketed(loaded, output)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot ingest: {first_line(exc)}") from exc
     stats = _output_stats(output)
@@ -267,6 +318,37 @@ def ingest_to_file(
         last_event=stats.last,
         rejects_file=written_rejects,
     )
+
+
+def _write_bucketed(loaded: LoadedEvents, output: Path) -> None:
+    """Write the events sorted, one contact range at a time, atomically.
+
+    Sorting and de-duplicating 20M events at once needs several times their size in memory.
+    Both are per-contact, so the valid rows are first streamed into contact-range partitions
+    (a temporary folder beside the output), then each range is prepared and appended in order:
+    the file is globally sorted and peak memory is about one range.
+    """
+    fmt = output_format(output)
+    with (
+        atomic_path(output) as temporary,
+        tempfile.TemporaryDirectory(prefix=".engscore-", dir=temporary.parent) as work,
+        ChunkWriter(temporary, fmt) as writer,
+    ):
+        if not loaded.contact_bounds:
+            parts = [loaded.valid]
+        else:
+            bucket = pl.lit(0, dtype=pl.Int32)
+            for bound in loaded.contact_bounds:
+                bucket = bucket + (pl.col("contact_id") >= bound).cast(pl.Int32)
+            loaded.valid.with_columns(_bucket=bucket).sink_parquet(
+                pl.PartitionBy(work, key="_bucket", include_key=False),
+                mkdir=True,
+                engine="streaming",
+            )
+            folders = sorted(Path(work).glob("_bucket=*"), key=lambda p: int(p.name[8:]))
+            parts = [pl.scan_parquet(folder / "*.parquet") for folder in folders]
+        for part in parts:
+            writer.write(prepare_events(part, loaded.machine_open_seconds).collect())
 
 
 @dataclass(frozen=True)

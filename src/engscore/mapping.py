@@ -26,6 +26,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engscore import timestamps
+from engscore.errors import ConfigError
 from engscore.presets.base import MapContext, Preset, map_events, require
 from engscore.schema import CANONICAL_SCHEMA
 from engscore.yamlconf import load_yaml, validate_model
@@ -59,7 +60,12 @@ class MappingFile(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, zone: str | None) -> str | None:
-        return None if zone is None else timestamps.check_timezone(zone)
+        if zone is None:
+            return None
+        try:
+            return timestamps.check_timezone(zone)
+        except ConfigError as exc:  # pydantic adds file:line to ValueErrors only
+            raise ValueError(exc.message) from None
 
 
 def load_mapping(path: Path) -> Preset:
@@ -76,11 +82,14 @@ def load_mapping(path: Path) -> Preset:
         columns = renamed.collect_schema()
         raw_event = pl.col("event_type").cast(pl.String).str.strip_chars()
         exprs: list[pl.Expr] = []
+        skipped = pl.lit(False)
         if spec.events:
             event = map_events(raw_event, spec.events)
             if not spec.keep_unmapped_events:
                 known = [name.lower() for name in spec.events]
                 event = pl.when(raw_event.str.to_lowercase().is_in(known)).then(event)
+            # A null mapping skips the row; a missing event name is a reject, reported later.
+            skipped = event.is_null() & raw_event.is_not_null()
             exprs.append(event.alias("event_type"))
         if spec.bounce_types:
             lowered = {k.lower(): v for k, v in spec.bounce_types.items()}
@@ -99,8 +108,11 @@ def load_mapping(path: Path) -> Preset:
                     "timestamp"
                 )
             )
-        mapped = renamed.with_columns(exprs) if exprs else renamed
-        return mapped.filter(pl.col("event_type").is_not_null() | raw_event.is_null())
+        return (
+            renamed.with_columns(*exprs, _skipped=skipped)
+            .filter(~pl.col("_skipped"))
+            .drop("_skipped")
+        )
 
     return Preset(
         name=f"mapping:{path.name}",

@@ -23,9 +23,18 @@ APPLE_PROXY_USER_AGENT = "Mozilla/5.0"
 _LINE_BITS = 40
 
 
-def _clean_text(expr: pl.Expr) -> pl.Expr:
-    text = expr.cast(pl.String).str.strip_chars()
+def _clean_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Trimmed text, empty -> null. Non-text columns are cast only (no string round trip)."""
+    if not isinstance(dtype, pl.String):
+        return expr.cast(pl.String)
+    text = expr.str.strip_chars()
     return pl.when(text.str.len_chars() > 0).then(text)
+
+
+def _optional_text(schema: pl.Schema, name: str) -> pl.Expr:
+    if name not in schema:
+        return pl.lit(None, dtype=pl.String)
+    return _clean_text(pl.col(name), schema[name])
 
 
 def canonicalise(
@@ -34,47 +43,53 @@ def canonicalise(
     """Type the canonical columns of one mapped file and give each row a reject reason or null.
 
     ``mapped`` carries a ``_line`` column (the source line or record number) added before mapping.
+    Every expression reads the mapped (raw) columns: they are evaluated in one context. Typed
+    input (Parquet) skips the text clean-up that CSV needs.
     """
     schema = mapped.collect_schema()
     ts_type = schema["timestamp"]
-    contact = _clean_text(pl.col("contact_id"))
-    event = _clean_text(pl.col("event_type")).str.to_lowercase()
-    raw_ts = pl.col("timestamp").cast(pl.String).str.strip_chars()
+    contact = _clean_text(pl.col("contact_id"), schema["contact_id"])
+    event = _clean_text(pl.col("event_type"), schema["event_type"]).str.to_lowercase()
+    parsed_ts = timestamps.to_utc(pl.col("timestamp"), ts_type, timezone)
     if isinstance(ts_type, pl.String):
+        raw_ts = pl.col("timestamp").str.strip_chars()
+        missing_ts = raw_ts.is_null() | (raw_ts == "")
         naive = timestamps.is_naive_string(raw_ts)
     else:
+        # Only text can be unparseable, so typed timestamps need no raw copy for reports.
+        raw_ts = pl.lit(None, dtype=pl.String)
+        missing_ts = pl.col("timestamp").is_null()
         naive = pl.lit(
             isinstance(ts_type, pl.Date)
             or (isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None)
         )
-    if "amount" in schema:
-        raw_amount = _clean_text(pl.col("amount"))
+    if "amount" not in schema:
+        amount, bad_amount = pl.lit(None, dtype=pl.Float64), pl.lit(False)
+    elif schema["amount"].is_numeric():
+        amount, bad_amount = pl.col("amount").cast(pl.Float64), pl.lit(False)
+    else:
+        raw_amount = _clean_text(pl.col("amount"), schema["amount"])
         amount = raw_amount.cast(pl.Float64, strict=False)
         bad_amount = raw_amount.is_not_null() & amount.is_null()
-    else:
-        amount, bad_amount = pl.lit(None, dtype=pl.Float64), pl.lit(False)
     reject = (
         pl.when(contact.is_null())
         .then(pl.lit("missing contact_id"))
         .when(event.is_null())
         .then(pl.lit("missing event_type"))
-        .when(pl.col("_raw_timestamp").is_null() | (pl.col("_raw_timestamp") == ""))
+        .when(missing_ts)
         .then(pl.lit("missing timestamp"))
-        .when(pl.col("timestamp").is_null())
+        .when(parsed_ts.is_null())
         .then(pl.lit("unparseable timestamp"))
         .when(bad_amount)
         .then(pl.lit("amount is not a number"))
     )
-    machine = parse_bool(pl.col("is_machine")) if "is_machine" in schema else pl.lit(False)
-    bounce = (
-        _clean_text(pl.col("bounce_type")).str.to_lowercase()
-        if "bounce_type" in schema
-        else pl.lit(None, dtype=pl.String)
-    )
-    optional_text = [
-        (_clean_text(pl.col(name)) if name in schema else pl.lit(None, dtype=pl.String)).alias(name)
-        for name in ("event_id", "campaign_id", "url")
-    ]
+    if "is_machine" not in schema:
+        machine = pl.lit(False)
+    elif isinstance(schema["is_machine"], pl.Boolean):
+        machine = pl.col("is_machine").fill_null(False)
+    else:
+        machine = parse_bool(pl.col("is_machine"))
+    bounce = _optional_text(schema, "bounce_type").str.to_lowercase()
     extras = [
         name
         for name, dtype in schema.items()
@@ -82,31 +97,25 @@ def canonicalise(
         and name not in INTERNAL_COLUMNS
         and not isinstance(dtype, pl.List | pl.Struct | pl.Array | pl.Object)
     ]
-    typed = mapped.with_columns(
-        *optional_text,
-        contact_id=pl.when(contact.str.contains("@", literal=True))
-        .then(contact.str.to_lowercase())
-        .otherwise(contact),
-        event_type=event,
-        _raw_timestamp=raw_ts,
-        timestamp=timestamps.to_utc(pl.col("timestamp"), ts_type, timezone),
-        amount=amount,
-        is_machine=machine.fill_null(False),
-        bounce_type=pl.when(bounce.is_in(BOUNCE_TYPES)).then(bounce),
-        _naive=naive.fill_null(False),
-    )
-    return typed.with_columns(_reject=reject).select(
-        *(pl.col(name).cast(dtype) for name, dtype in CANONICAL_SCHEMA.items()),
+    is_email = contact.str.contains("@", literal=True)
+    return mapped.select(
+        pl.when(is_email).then(contact.str.to_lowercase()).otherwise(contact).alias("contact_id"),
+        event.alias("event_type"),
+        parsed_ts.alias("timestamp"),
+        *(_optional_text(schema, name).alias(name) for name in ("event_id", "campaign_id", "url")),
+        amount.alias("amount"),
+        machine.alias("is_machine"),
+        pl.when(bounce.is_in(BOUNCE_TYPES)).then(bounce).alias("bounce_type"),
         *extras,
         pl.lit(file_index, dtype=pl.Int32).alias("_file"),
         pl.col("_line").cast(pl.Int64),
         (pl.lit(file_index << _LINE_BITS, dtype=pl.Int64) + pl.col("_line").cast(pl.Int64)).alias(
             "_ord"
         ),
-        "_reject",
-        "_naive",
+        reject.alias("_reject"),
+        naive.fill_null(False).alias("_naive"),
         pl.lit(heuristic_machine_opens).alias("_heuristic"),
-        "_raw_timestamp",
+        raw_ts.alias("_raw_timestamp"),
     )
 
 
@@ -144,14 +153,15 @@ def flag_machine_opens(events: pl.LazyFrame, window_seconds: float) -> pl.LazyFr
 
 
 def drop_duplicates(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Drop duplicate events: by ``event_id`` where present, else exact duplicate rows.
+    """Drop duplicate events: same contact and ``event_id``, else exact duplicate rows.
 
-    Among events sharing an ``event_id`` the first in input order wins (files in path order,
-    then line order), so the result does not depend on threads or chunking.
+    The key includes the contact because some providers' ids name a message, shared by all
+    its recipients. Among duplicates the first in input order wins (files in path order, then
+    line order), so the result does not depend on threads or chunking.
     """
     columns = [c for c in events.collect_schema().names() if c not in INTERNAL_COLUMNS]
     with_id = events.filter(pl.col("event_id").is_not_null()).filter(
-        pl.col("_ord") == pl.col("_ord").min().over("event_id")
+        pl.col("_ord") == pl.col("_ord").min().over(["contact_id", "event_id"])
     )
     without_id = events.filter(pl.col("event_id").is_null()).unique(subset=columns, keep="first")
     return pl.concat([with_id, without_id])

@@ -10,12 +10,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from engscore.errors import ConfigError, DataError
 
 FRAME_FORMATS = {".parquet": "parquet", ".csv": "csv"}
+PARQUET_ROW_GROUP = 1_000_000
+#: Timestamps are UTC: write them as ISO 8601 with a ``Z`` so every tool reads them right.
+CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
 def output_format(path: Path) -> str:
@@ -55,10 +60,51 @@ def write_frame(frame: pl.LazyFrame | pl.DataFrame, target: Path) -> None:
                 if fmt == "parquet":
                     frame.sink_parquet(temporary, engine="streaming")
                 else:
-                    frame.sink_csv(temporary, engine="streaming")
+                    frame.sink_csv(temporary, engine="streaming", datetime_format=CSV_DATETIME)
             elif fmt == "parquet":
                 frame.write_parquet(temporary)
             else:
-                frame.write_csv(temporary)
+                frame.write_csv(temporary, datetime_format=CSV_DATETIME)
         except OSError as exc:
             raise DataError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+
+
+class ChunkWriter:
+    """Append DataFrames to one Parquet or CSV file (same schema each time).
+
+    Used where a result is produced in ordered pieces, to keep memory at one piece.
+    """
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.format = fmt
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: IO[bytes] | None = None
+
+    def write(self, chunk: pl.DataFrame) -> None:
+        """Append one chunk."""
+        if self.format == "parquet":
+            table = chunk.to_arrow()
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            self._parquet.write_table(table, row_group_size=PARQUET_ROW_GROUP)
+        else:
+            header = self._csv is None
+            if self._csv is None:
+                self._csv = self.path.open("wb")
+            chunk.write_csv(self._csv, include_header=header, datetime_format=CSV_DATETIME)
+
+    def close(self) -> None:
+        """Finish the file (an empty result still gets a valid, empty file)."""
+        if self._parquet is not None:
+            self._parquet.close()
+        elif self._csv is not None:
+            self._csv.close()
+        else:
+            self.path.touch()
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

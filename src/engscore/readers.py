@@ -130,7 +130,8 @@ def check_utf8(path: Path, sample: bytes, encoding: str) -> None:
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start >= len(sample) - 4:  # a multi-byte character cut by the sample boundary
+        if len(sample) == _SNIFF_BYTES and exc.start >= len(sample) - 4:
+            # A multi-byte character cut by the end of the sample, not an encoding problem.
             return
         line = sample[: exc.start].count(b"\n") + 1
         raise DataError(
@@ -209,7 +210,7 @@ def flatten_structs(frame: pl.LazyFrame, source: Path) -> pl.LazyFrame:
         return frame
     exprs: list[pl.Expr] = []
 
-    def walk(expr: pl.Expr, name: str, dtype: pl.DataType | type[pl.DataType]) -> None:
+    def walk(expr: pl.Expr, name: str, dtype: Any) -> None:
         if isinstance(dtype, pl.Struct):
             for field in dtype.fields:
                 walk(expr.struct.field(field.name), f"{name}.{field.name}", field.dtype)

@@ -42,12 +42,24 @@ class LocatedYaml:
         return f"{self.source}:{self.line_of(path)}"
 
 
+def _scalar(node: yaml.Node) -> Any:
+    # A loader on an empty stream constructs single scalar nodes with the safe tag set.
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+        raise ConfigError(
+            f"{source}:{node.start_mark.line + 1}: invalid YAML: tag {node.tag!r} is not allowed"
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(None).construct_object(key_node)  # type: ignore[arg-type]
+            key = _scalar(key_node)
             if isinstance(key, list | dict):
                 raise ConfigError(
                     f"{source}:{key_node.start_mark.line + 1}: a mapping key must be a scalar"
@@ -62,7 +74,7 @@ def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: st
         return [
             _build(item, (*path, index), lines, source) for index, item in enumerate(node.value)
         ]
-    return yaml.SafeLoader(None).construct_object(node)  # type: ignore[arg-type]
+    return _scalar(node)
 
 
 def parse_yaml(text: str, source: str) -> LocatedYaml:
@@ -78,7 +90,13 @@ def parse_yaml(text: str, source: str) -> LocatedYaml:
     if node is None:
         return LocatedYaml({}, {(): 1}, source)
     lines: dict[PathKey, int] = {}
-    return LocatedYaml(_build(node, (), lines, source), lines, source)
+    try:
+        data = _build(node, (), lines, source)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{source}:{line}: invalid YAML: {exc.problem or exc}") from exc
+    return LocatedYaml(data, lines, source)
 
 
 def load_yaml(path: Path) -> LocatedYaml:

@@ -1,0 +1,177 @@
+"""The ingest stage end to end: presets, normalisation, dedup, rejects, outputs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from engscore import ingest
+from engscore.errors import ConfigError, DataError
+from engscore.ingest import IngestOptions, ingest_to_file, load_events
+
+INGEST = Path(__file__).parent / "fixtures" / "ingest"
+
+
+def events_of(*paths: Path | str, **options: object) -> pl.DataFrame:
+    loaded = load_events([str(p) for p in paths], IngestOptions(**options))  # type: ignore[arg-type]
+    return loaded.events.collect()
+
+
+def test_clean_file_is_normalised() -> None:
+    frame = events_of(INGEST / "clean.csv")
+    assert frame.columns[:9] == [
+        "contact_id", "event_type", "timestamp", "event_id", "campaign_id", "url", "amount",
+        "is_machine", "bounce_type",
+    ]  # fmt: skip
+    assert frame.schema["timestamp"] == pl.Datetime("us", "UTC")
+    counts = dict(frame.group_by("contact_id").len().iter_rows())
+    # Duplicates dropped: e2 by event_id, bob's purchase as an exact duplicate row.
+    assert counts == {"alice@example.com": 2, "bob@example.com": 2, "CRM-42": 1,
+                      "carol@example.com": 1}  # fmt: skip
+    by_id = {r["event_id"]: r for r in frame.iter_rows(named=True) if r["event_id"]}
+    assert by_id["e2"]["event_type"] == "click"  # "Clicked" synonym
+    assert by_id["e2"]["timestamp"] == datetime(2024, 3, 1, 10, 5, 0, 123456, tzinfo=UTC)
+    assert by_id["e4"]["bounce_type"] == "hard"
+    assert by_id["e4"]["timestamp"] == datetime(2024, 3, 1, 10, 46, 40, 123000, tzinfo=UTC)
+    assert by_id["e5"]["timestamp"] == datetime(2024, 3, 1, 11, tzinfo=UTC)
+    assert by_id["e5"]["is_machine"] is True
+    assert by_id["e6"]["event_type"] == "webinar_attended"  # custom types are kept
+    purchase = frame.filter(pl.col("event_type") == "purchase")
+    assert purchase["amount"].to_list() == [19.9]
+
+
+def test_output_is_sorted_and_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    ingest_to_file([str(INGEST / "clean.csv")], first)
+    ingest_to_file([str(INGEST / "clean.csv")], second)
+    assert first.read_bytes() == second.read_bytes()
+    frame = pl.read_parquet(first)
+    assert frame.equals(frame.sort(["contact_id", "timestamp", "event_type"], maintain_order=True))
+
+
+def test_bucketed_write_equals_single_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [
+        {"contact_id": f"c{i % 37}@x.com", "event_type": ["open", "click", "delivered"][i % 3],
+         "timestamp": f"2024-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", "event_id": f"e{i % 481}",
+         "campaign_id": f"k{i % 5}"}
+        for i in range(600)
+    ]  # fmt: skip
+    source = tmp_path / "many.csv"
+    pl.DataFrame(rows).write_csv(source)
+    whole, bucketed = tmp_path / "whole.parquet", tmp_path / "bucketed.parquet"
+    ingest_to_file([str(source)], whole)
+    monkeypatch.setattr(ingest, "BUCKET_ROWS", 50)
+    summary = ingest_to_file([str(source)], bucketed)
+    assert pl.read_parquet(whole).equals(pl.read_parquet(bucketed))
+    # i and i + 481 share an id and a contact (481 = 13 * 37): 119 duplicates.
+    assert summary.rows_kept == 481 and summary.duplicates_dropped == 119
+    assert not list(tmp_path.glob(".engscore-*")), "temporary partitions are removed"
+
+
+def test_same_event_id_for_other_contacts_is_kept() -> None:
+    # Some providers' ids name the message, shared by its recipients.
+    frame = events_of(INGEST / "shared_message_id.csv")
+    assert frame["contact_id"].to_list() == ["a@x.com", "b@x.com"]
+
+
+def test_summary_counts(tmp_path: Path) -> None:
+    summary = ingest_to_file([str(INGEST / "clean.csv")], tmp_path / "out.parquet")
+    assert (summary.rows_read, summary.rows_rejected, summary.duplicates_dropped) == (8, 0, 2)
+    assert (summary.rows_kept, summary.contacts, summary.machine_opens) == (6, 4, 1)
+    assert summary.first_event == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert summary.files[0].preset == "generic" and summary.files[0].detected
+
+
+def test_csv_output(tmp_path: Path) -> None:
+    ingest_to_file([str(INGEST / "clean.csv")], tmp_path / "out.csv")
+    text = (tmp_path / "out.csv").read_text()
+    assert text.splitlines()[1].startswith("CRM-42,open,2024-03-01T11:00:00.000000Z")
+
+
+def test_rejected_rows_fail_by_default(tmp_path: Path) -> None:
+    output = tmp_path / "out.parquet"
+    with pytest.raises(DataError) as caught:
+        ingest_to_file([str(INGEST / "bad_rows.csv")], output)
+    message = str(caught.value)
+    assert message.startswith("4 rows rejected (first 3: ")
+    assert "bad_rows.csv:3: unparseable timestamp 'not-a-date'" in message
+    assert "bad_rows.csv:4: missing contact_id" in message
+    assert "--on-error skip" in message
+    assert not output.exists()
+
+
+def test_rejected_rows_skipped_into_rejects_file(tmp_path: Path) -> None:
+    output = tmp_path / "out.parquet"
+    summary = ingest_to_file([str(INGEST / "bad_rows.csv")], output, IngestOptions(on_error="skip"))
+    assert summary.rows_kept == 2 and summary.rows_rejected == 4
+    assert summary.reject_reasons == {
+        "missing contact_id": 1, "missing event_type": 1, "missing timestamp": 1,
+        "unparseable timestamp": 1,
+    }  # fmt: skip
+    rejects = pl.read_csv(tmp_path / "out.rejects.csv")
+    assert rejects["line"].to_list() == [3, 4, 5, 6]
+    assert rejects["timestamp"].to_list()[0] == "not-a-date"
+
+
+def test_mixed_time_zones_need_timezone(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"mixed_zones.csv: column 'timestamp' mixes 1 values"):
+        events_of(INGEST / "mixed_zones.csv")
+    frame = events_of(INGEST / "mixed_zones.csv", timezone="America/New_York")
+    assert frame["timestamp"].to_list() == [
+        datetime(2024, 3, 1, 10, tzinfo=UTC),
+        datetime(2024, 3, 1, 15, tzinfo=UTC),
+    ]
+
+
+def test_undetectable_export_lists_columns() -> None:
+    with pytest.raises(DataError, match=r"cannot tell which export.*columns found: email, kind"):
+        events_of(INGEST / "unknown_columns.csv")
+
+
+def test_missing_required_column_names_it() -> None:
+    with pytest.raises(DataError) as caught:
+        events_of(INGEST / "unknown_columns.csv", preset="generic")
+    assert "missing required column 'contact_id', 'event_type', 'timestamp'" in str(caught.value)
+    assert "(columns found: email, kind, when)" in str(caught.value)
+
+
+def test_unknown_preset_and_timezone() -> None:
+    with pytest.raises(ConfigError, match="unknown preset 'hubspot'"):
+        events_of(INGEST / "clean.csv", preset="hubspot")
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        events_of(INGEST / "clean.csv", timezone="Nowhere/Land")
+
+
+def test_mixed_formats_and_folders(tmp_path: Path) -> None:
+    pl.read_csv(INGEST / "clean.csv").write_ndjson(tmp_path / "copy.jsonl")
+    frame = events_of(INGEST / "clean.csv", tmp_path)
+    assert frame.height == 6  # the JSON-lines copy adds only duplicates
+
+
+def test_custom_mapping_file() -> None:
+    frame = events_of(INGEST / "custom_export.csv", mapping=INGEST / "custom_mapping.yaml")
+    rows = frame.select("contact_id", "event_type", "timestamp", "bounce_type", "source").rows()
+    assert rows == [
+        ("a@x.com", "open", datetime(2024, 3, 1, 9, tzinfo=UTC), None, "legacy-esp"),
+        ("b@x.com", "bounce", datetime(2024, 3, 1, 10, 30, tzinfo=UTC), "hard", "legacy-esp"),
+        ("c@x.com", "click", datetime(2024, 3, 2, 8, 15, tzinfo=UTC), None, "legacy-esp"),
+    ]
+    # --timezone wins over the mapping file's zone.
+    utc_frame = events_of(
+        INGEST / "custom_export.csv", mapping=INGEST / "custom_mapping.yaml", timezone="UTC"
+    )
+    assert utc_frame["timestamp"][0] == datetime(2024, 3, 1, 10, tzinfo=UTC)
+
+
+def test_bad_mapping_file_says_where() -> None:
+    with pytest.raises(ConfigError) as caught:
+        events_of(INGEST / "custom_export.csv", mapping=INGEST / "bad_mapping.yaml")
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith("bad_mapping.yaml:2: columns: unknown canonical column 'event_typ'; "
+                             "choose from contact_id, event_type, timestamp, event_id, "
+                             "campaign_id, url, amount, is_machine, bounce_type")  # fmt: skip
+    assert lines[1].endswith("bad_mapping.yaml:5: timezone: unknown time zone 'Mars/Olympus': "
+                             "use an IANA name such as 'Europe/Paris' or 'UTC'")  # fmt: skip
