@@ -18,8 +18,10 @@ def parse(values: list[str | None], zone: str = "UTC") -> list[datetime | None]:
     return frame.select(timestamps.parse_string(pl.col("t"), zone)).to_series().to_list()
 
 
-def utc(year: int, month: int, day: int, *rest: int) -> datetime:
-    return datetime(year, month, day, *rest).replace(tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
