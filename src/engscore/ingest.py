@@ -9,6 +9,7 @@ stay lazy for the caller to collect or stream once.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -284,21 +285,25 @@ def ingest_to_file(
     output: Path,
     options: IngestOptions | None = None,
     rejects_path: Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
     """``engscore ingest``: write the normalised events (sorted, deterministic) to ``output``.
 
     With ``on_error="skip"`` rejected rows go to ``rejects_path`` (default
-    ``<output stem>.rejects.csv``). Both files are written atomically.
+    ``<output stem>.rejects.csv``). Both files are written atomically. ``on_progress(done,
+    total)`` is called as the stages (validate, partition, each contact range) complete.
     """
     options = options or IngestOptions()
     output_format(output)
+    progress = on_progress or (lambda done, total: None)
     loaded = load_events(inputs, options)
+    progress(1, len(loaded.contact_bounds) + 3)
     written_rejects: Path | None = None
     if loaded.rows_rejected:
         written_rejects = rejects_path or default_rejects_path(output)
         write_frame(loaded.rejects, written_rejects)
     try:
-        _write_bucketed(loaded, output)
+        _write_bucketed(loaded, output, progress)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot ingest: {first_line(exc)}") from exc
     stats = _output_stats(output)
@@ -320,7 +325,9 @@ def ingest_to_file(
     )
 
 
-def _write_bucketed(loaded: LoadedEvents, output: Path) -> None:
+def _write_bucketed(
+    loaded: LoadedEvents, output: Path, progress: Callable[[int, int], None]
+) -> None:
     """Write the events sorted, one contact range at a time, atomically.
 
     Sorting and de-duplicating 20M events at once needs several times their size in memory.
@@ -347,8 +354,11 @@ def _write_bucketed(loaded: LoadedEvents, output: Path) -> None:
             )
             folders = sorted(Path(work).glob("_bucket=*"), key=lambda p: int(p.name[8:]))
             parts = [pl.scan_parquet(folder / "*.parquet") for folder in folders]
-        for part in parts:
+        total = len(parts) + 2
+        progress(2, total)
+        for done, part in enumerate(parts, start=3):
             writer.write(prepare_events(part, loaded.machine_open_seconds).collect())
+            progress(done, total)
 
 
 @dataclass(frozen=True)

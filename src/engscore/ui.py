@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+#: ``callback(done, total)``: the core reports progress through this, the UI draws it.
+ProgressCallback = Callable[[int, int], None]
 
 LogFormat = Literal["text", "json"]
 
@@ -72,6 +76,36 @@ class Reporter:
         for key, value in rows:
             table.add_row(key, value)
         self.console.print(table)
+
+    @contextmanager
+    def progress(self, message: str) -> Iterator[ProgressCallback]:
+        """A progress bar on a terminal; elsewhere one log line per tenth of the work."""
+        started = time.perf_counter()
+        if self.quiet or self.log_format == "json" or not sys.stderr.isatty():
+            logged = [-1]
+
+            def log(done: int, total: int) -> None:
+                tenth = done * 10 // max(total, 1)
+                if tenth > logged[0] and total > 3:  # small inputs: just the final line
+                    logged[0] = tenth
+                    self.info(f"{message}: {done}/{total}")
+
+            yield log
+        else:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                task = bar.add_task(message, total=None)
+
+                def draw(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                yield draw
+        self.info(f"{message}: done in {time.perf_counter() - started:.1f} s")
 
     @contextmanager
     def step(self, message: str) -> Iterator[None]:

@@ -48,8 +48,8 @@ def ingest_command(
 ) -> None:
     """Load exports, map them to the canonical event schema and write one events file."""
     options = ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window)
-    with reporter().step(f"ingesting {len(events)} input(s)"):
-        summary = ingest_to_file(events, output, options, rejects)
+    with reporter().progress(f"ingesting {len(events)} input(s)") as on_progress:
+        summary = ingest_to_file(events, output, options, rejects, on_progress)
     render_summary(summary)
 
 
