@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make demo`: generate example data and run the pipeline on it. Args: VENV_BIN OUTDIR
+set -euo pipefail
+bin=${1:-.venv/bin}
+out=${2:-demo-output}
+engscore="$bin/engscore"
+rm -rf "$out"
+mkdir -p "$out/data"
+
+echo "== generating example data (seeded) into $out/data"
+"$bin/python" examples/generate.py "$out/data" --events 200000 --contacts 5000 --seed 42
+
+echo
+echo "== ingesting the provider sample exports (auto-detected presets)"
+"$engscore" ingest examples/exports -o "$out/provider_events.parquet"
+
+echo
+echo "== ingesting a messy export: bad rows are skipped into a rejects file"
+"$engscore" ingest "$out/data/raw_export.csv" --on-error skip -o "$out/raw_events.parquet"
+
+echo
+echo "== ingesting the generated events"
+"$engscore" ingest "$out/data/events.parquet" -o "$out/events.parquet"
+
+if "$engscore" score --help >/dev/null 2>&1; then
+  echo
+  echo "== scoring with the default rules"
+  "$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z \
+    --contacts "$out/data/contacts.csv" -o "$out/scores.parquet"
+fi
+
+echo
+echo "Outputs in $out/:"
+find "$out" -maxdepth 1 -type f | sort | sed 's/^/  /'
