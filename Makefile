@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo-output
+SCRIPTS = $(wildcard examples/*.py benchmarks/*.py)
 
 .PHONY: demo test lint format bench clean
 
@@ -17,6 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(if $(SCRIPTS),$(BIN)/mypy $(SCRIPTS))
 
 format: $(STAMP)
 	$(BIN)/ruff format .

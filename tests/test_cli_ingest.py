@@ -112,3 +112,12 @@ def test_python_dash_m_works(tmp_path: Path) -> None:
         [sys.executable, "-m", "engscore", "--version"], capture_output=True, text=True, check=True
     )
     assert done.stdout.startswith("engscore ")
+
+
+def test_presets_lists_every_preset() -> None:
+    code, out = run("presets")
+    assert code == 0
+    from engscore.presets import PRESETS
+
+    for name in PRESETS:
+        assert name in out

@@ -32,7 +32,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
 
 PRESET = Preset(
     name="generic",
-    description="canonical column names: contact_id, event_type, timestamp, ...",
+    description="canonical column names (contact_id, event_type, timestamp, is_machine, ...)",
     signature=REQUIRED_COLUMNS,
     mapper=_map,
     flags_machine_opens=True,
