@@ -17,7 +17,7 @@ INGEST = Path(__file__).parent / "fixtures" / "ingest"
 
 def events_of(*paths: Path | str, **options: object) -> pl.DataFrame:
     loaded = load_events([str(p) for p in paths], IngestOptions(**options))  # type: ignore[arg-type]
-    return loaded.events.collect()
+    return loaded.events.collect().sort("contact_id", "timestamp", "event_type")
 
 
 def test_clean_file_is_normalised() -> None:
@@ -175,3 +175,15 @@ def test_bad_mapping_file_says_where() -> None:
                              "campaign_id, url, amount, is_machine, bounce_type")  # fmt: skip
     assert lines[1].endswith("bad_mapping.yaml:5: timezone: unknown time zone 'Mars/Olympus': "
                              "use an IANA name such as 'Europe/Paris' or 'UTC'")  # fmt: skip
+
+
+def test_ingested_file_is_read_back_without_rework(tmp_path: Path) -> None:
+    output = tmp_path / "events.parquet"
+    ingest_to_file([str(INGEST / "clean.csv")], output)
+    loaded = load_events([str(output)])
+    assert loaded.prepared and loaded.files[0].rows_read == 6
+    assert loaded.events.collect().equals(pl.read_parquet(output))  # read as written: sorted
+    # A plain Parquet file with the same rows goes through the full path.
+    plain = tmp_path / "plain.parquet"
+    pl.read_parquet(output).write_parquet(plain)
+    assert not load_events([str(plain)]).prepared

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engscore import timestamps
 from engscore.errors import ConfigError, DataError
@@ -35,6 +37,9 @@ OnError = Literal["fail", "skip"]
 _SHOWN_REJECTS = 3
 #: Rows per contact range when writing: bounds the memory of sorting and de-duplication.
 BUCKET_ROWS = 2_000_000
+#: Parquet metadata marking a file written by ``engscore ingest`` (already normalised).
+EVENTS_METADATA_KEY = b"engscore.events"
+EVENTS_FORMAT_VERSION = b"1"
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,49 @@ class LoadedEvents:
         """Rows read over all files (after a preset's explode, before rejects)."""
         return sum(f.rows_read for f in self.files)
 
+    #: True when ``valid`` is already prepared (one events file written by ``engscore ingest``).
+    prepared: bool = False
+
     @property
     def events(self) -> pl.LazyFrame:
-        """The canonical events: machine opens flagged, duplicates dropped, sorted."""
-        return prepare_events(self.valid, self.machine_open_seconds)
+        """The canonical events, machine opens flagged and duplicates dropped (in no order)."""
+        if self.prepared:
+            return self.valid
+        return prepare_events(self.valid, self.machine_open_seconds, sort=False)
 
 
-def prepare_events(valid: pl.LazyFrame, machine_open_seconds: float) -> pl.LazyFrame:
-    """Flag machine opens, drop duplicates, sort: all per-contact, so it works on any subset
-    of whole contacts (ingest runs it on contact ranges to bound memory)."""
-    return finalise(drop_duplicates(flag_machine_opens(valid, machine_open_seconds)))
+def prepare_events(
+    valid: pl.LazyFrame, machine_open_seconds: float, sort: bool = True
+) -> pl.LazyFrame:
+    """Flag machine opens, drop duplicates and (optionally) sort; drop bookkeeping columns.
+
+    All of it is per contact, so it works on any subset of whole contacts (ingest runs it on
+    contact ranges to bound memory).
+    """
+    return finalise(drop_duplicates(flag_machine_opens(valid, machine_open_seconds)), sort)
+
+
+def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
+    """The fast path: a single Parquet file written by ``engscore ingest`` needs no work."""
+    if len(items) != 1 or items[0].format != "parquet" or items[0].compressed:
+        return None
+    try:
+        metadata = pq.read_schema(items[0].path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None  # the normal path reports what is wrong with the file
+    if metadata.get(EVENTS_METADATA_KEY) != EVENTS_FORMAT_VERSION:
+        return None
+    rows = pq.read_metadata(items[0].path).num_rows
+    empty_rejects = pl.LazyFrame(schema={"file": pl.String, "line": pl.Int64, "reason": pl.String})
+    return LoadedEvents(
+        valid=pl.scan_parquet(items[0].path),
+        files=[FileReport(items[0].path, "engscore events", True, rows, 0)],
+        rejects=empty_rejects,
+        rows_rejected=0,
+        reject_reasons={},
+        machine_open_seconds=0.0,
+        prepared=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -182,6 +220,10 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
     if options.on_error not in ("fail", "skip"):
         raise ConfigError(f"--on-error must be 'fail' or 'skip', not {options.on_error!r}")
     items = resolve_inputs(inputs)
+    if options.mapping is None and options.preset.lower() in ("auto", "generic"):
+        ingested = _ingested_events(items)
+        if ingested is not None:
+            return ingested
     frames, chosen, heuristics = _plan(items, options)
     combined = pl.concat(frames, how="diagonal_relaxed")
 
@@ -339,7 +381,7 @@ def _write_bucketed(
     with (
         atomic_path(output) as temporary,
         tempfile.TemporaryDirectory(prefix=".engscore-", dir=temporary.parent) as work,
-        ChunkWriter(temporary, fmt) as writer,
+        ChunkWriter(temporary, fmt, {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}) as writer,
     ):
         if not loaded.contact_bounds:
             parts = [loaded.valid]

@@ -167,7 +167,9 @@ def drop_duplicates(events: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat([with_id, without_id])
 
 
-def finalise(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Sort deterministically and drop bookkeeping columns."""
+def finalise(events: pl.LazyFrame, sort: bool = True) -> pl.LazyFrame:
+    """Sort deterministically (contact, time, type, input order); drop bookkeeping columns."""
     columns = [c for c in events.collect_schema().names() if c not in INTERNAL_COLUMNS]
-    return events.sort(["contact_id", "timestamp", "event_type", "_ord"]).select(columns)
+    if sort:
+        events = events.sort(["contact_id", "timestamp", "event_type", "_ord"])
+    return events.select(columns)

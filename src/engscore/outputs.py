@@ -75,9 +75,10 @@ class ChunkWriter:
     Used where a result is produced in ordered pieces, to keep memory at one piece.
     """
 
-    def __init__(self, path: Path, fmt: str) -> None:
+    def __init__(self, path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None) -> None:
         self.path = path
         self.format = fmt
+        self.metadata = metadata or {}
         self._parquet: pq.ParquetWriter | None = None
         self._csv: IO[bytes] | None = None
 
@@ -85,6 +86,9 @@ class ChunkWriter:
         """Append one chunk."""
         if self.format == "parquet":
             table = chunk.to_arrow()
+            table = table.replace_schema_metadata(
+                {**(table.schema.metadata or {}), **self.metadata}
+            )
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.path, table.schema, compression="zstd")
             self._parquet.write_table(table, row_group_size=PARQUET_ROW_GROUP)
