@@ -75,8 +75,8 @@ def render_summary(summary: IngestSummary) -> None:
         ("contacts", human_int(summary.contacts)),
         ("time range", span),
     ]
-    for reason, count in summary.reject_reasons.items():
-        rows.insert(2, (f"  {reason}", human_int(count)))
+    reasons = [(f"  {reason}", human_int(n)) for reason, n in summary.reject_reasons.items()]
+    rows[2:2] = reasons
     out.table(
         f"Ingested into {summary.output}",
         rows,
