@@ -11,17 +11,12 @@ from hypothesis import strategies as st
 
 from engscore import timestamps
 from engscore.errors import ConfigError
+from helpers import utc
 
 
 def parse(values: list[str | None], zone: str = "UTC") -> list[datetime | None]:
     frame = pl.DataFrame({"t": values}, schema={"t": pl.String})
     return frame.select(timestamps.parse_string(pl.col("t"), zone)).to_series().to_list()
-
-
-def utc(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
-) -> datetime:
-    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

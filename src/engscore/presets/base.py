@@ -49,11 +49,16 @@ class Preset:
     event_map: Mapping[str, str | None] = field(default_factory=dict)
     #: Zone of this export's naive timestamps when it is fixed (``--timezone`` overrides).
     timezone: str | None = None
+    #: Other column sets that identify the same export in another shape.
+    alternatives: tuple[tuple[str, ...], ...] = ()
 
     def matches(self, columns: Iterable[str]) -> bool:
-        """True when every signature column is present."""
+        """True when every column of the signature (or of one alternative) is present."""
         present = set(columns)
-        return all(c in present for c in self.signature)
+        return any(
+            all(c in present for c in candidate)
+            for candidate in (self.signature, *self.alternatives)
+        )
 
 
 def require(schema: pl.Schema, columns: Iterable[str], ctx: MapContext, preset: str) -> None:
@@ -80,6 +85,37 @@ def first_present(schema: pl.Schema, *names: str) -> pl.Expr:
         if name in schema:
             return pl.col(name)
     return pl.lit(None, dtype=pl.String())
+
+
+def coalesce_present(schema: pl.Schema, *names: str, dtype: pl.DataType | None = None) -> pl.Expr:
+    """Per row, the first non-null of those ``names`` that exist as columns (else null)."""
+    present = [pl.col(n) if dtype is None else pl.col(n).cast(dtype) for n in names if n in schema]
+    if not present:
+        return pl.lit(None, dtype=dtype or pl.String())
+    return present[0] if len(present) == 1 else pl.coalesce(present)
+
+
+def classify_bounce(expr: pl.Expr, hard: Iterable[str], soft: Iterable[str]) -> pl.Expr:
+    """``hard``/``soft`` from a provider's bounce classification (case-insensitive substrings)."""
+    text = expr.cast(pl.String).str.to_lowercase()
+    out = pl.lit(None, dtype=pl.String)
+    for label, needles in (("soft", soft), ("hard", hard)):
+        for needle in needles:
+            out = (
+                pl.when(text.str.contains(needle.lower(), literal=True))
+                .then(pl.lit(label))
+                .otherwise(out)
+            )
+    return out
+
+
+def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Drop rows whose event the preset skips: mapped to null while the raw name was present.
+
+    Expects the mapper to have put the raw name in ``_raw_event`` (removed here).
+    """
+    skipped = pl.col("event_type").is_null() & pl.col("_raw_event").is_not_null()
+    return frame.filter(~skipped).drop("_raw_event")
 
 
 def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:

@@ -1,0 +1,88 @@
+"""``brevo``: Brevo (Sendinblue) transactional and marketing webhook records.
+
+Fields (Brevo "Transactional webhooks" / "Marketing webhooks" docs): ``event``, ``email``,
+``message-id``, ``ts_epoch`` (UTC, milliseconds), ``ts_event`` (UTC, seconds), ``ts``, ``date``
+(a CET/CEST wall-clock string — never used: it is ambiguous at DST changes), ``link``, ``tag``,
+``camp_id`` (marketing), ``reason``. Brevo reports Apple Mail Privacy Protection opens as
+``proxy_open`` / ``unique_proxy_open``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engscore.presets.base import (
+    MapContext,
+    Preset,
+    coalesce_present,
+    col_or_null,
+    drop_skipped,
+    map_events,
+    require,
+)
+from engscore.timestamps import from_epoch
+
+EVENT_MAP: dict[str, str | None] = {
+    "request": "send",
+    "sent": "send",
+    "delivered": "delivered",
+    "opened": "open",
+    "proxy_open": "open",
+    "click": "click",
+    "clicked": "click",
+    "hard_bounce": "bounce",
+    "hardbounce": "bounce",
+    "soft_bounce": "bounce",
+    "softbounce": "bounce",
+    "invalid_email": "bounce",
+    "spam": "complaint",
+    "complaint": "complaint",
+    "unsubscribed": "unsubscribe",
+    "unsubscribe": "unsubscribe",
+    # First-open duplicates of `opened`/`proxy_open`, and retries in progress: skipped.
+    "unique_opened": None,
+    "unique_proxy_open": None,
+    "deferred": None,
+}
+_HARD = ("hard_bounce", "hardbounce", "invalid_email")
+_SOFT = ("soft_bounce", "softbounce")
+
+
+def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
+    require(schema, ("email", "event"), ctx, "brevo")
+    epochs = [c for c in ("ts_epoch", "ts_event", "ts") if c in schema]
+    if not epochs:
+        require(schema, ("ts_epoch",), ctx, "brevo")
+    raw = pl.col("event").cast(pl.String).str.to_lowercase()
+    # Each epoch field converts on its own unit guess (ms vs s) before coalescing.
+    timestamp = pl.coalesce([from_epoch(pl.col(c).cast(pl.Float64, strict=False)) for c in epochs])
+    mapped = frame.with_columns(
+        contact_id=pl.col("email"),
+        _raw_event=pl.col("event"),
+        event_type=map_events(pl.col("event"), EVENT_MAP),
+        timestamp=timestamp,
+        event_id=pl.concat_str(
+            [col_or_null(schema, "message-id", pl.String()), raw, timestamp.cast(pl.String)],
+            separator="|",
+        ),
+        campaign_id=coalesce_present(schema, "camp_id", "tag", "message-id", dtype=pl.String()),
+        url=col_or_null(schema, "link"),
+        bounce_type=pl.when(raw.is_in(_HARD))
+        .then(pl.lit("hard"))
+        .when(raw.is_in(_SOFT))
+        .then(pl.lit("soft")),
+        is_machine=raw.is_in(["proxy_open", "unique_proxy_open"]),
+    )
+    return drop_skipped(mapped)
+
+
+PRESET = Preset(
+    name="brevo",
+    description="Brevo/Sendinblue webhooks (event, email, ts_epoch/ts_event; never `date`)",
+    signature=("email", "event", "ts_event"),
+    alternatives=(("email", "event", "ts_epoch"), ("email", "event", "message-id", "ts")),
+    mapper=_map,
+    flags_machine_opens=True,
+    priority=25,
+    event_map=EVENT_MAP,
+)

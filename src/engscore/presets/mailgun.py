@@ -1,0 +1,76 @@
+"""``mailgun``: Mailgun events, as the Events API returns them (``items``) or as webhooks send
+them (fields under ``event-data``).
+
+Fields (Mailgun "Events" and "Webhooks" docs): ``event``, ``timestamp`` (epoch seconds, float),
+``id``, ``recipient``, ``severity`` (``permanent``/``temporary`` on ``failed``), ``url``
+(clicked), ``client-info.bot`` (machine opens and clicks), ``client-info.user-agent``,
+``message.headers.message-id``, ``user-variables.campaign_id`` / ``campaigns``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engscore.presets.base import (
+    MapContext,
+    Preset,
+    coalesce_present,
+    col_or_null,
+    drop_skipped,
+    map_events,
+    require,
+)
+
+WEBHOOK_PREFIX = "event-data."
+EVENT_MAP: dict[str, str | None] = {
+    "accepted": "send",
+    "delivered": "delivered",
+    "failed": "bounce",
+    "opened": "open",
+    "clicked": "click",
+    "unsubscribed": "unsubscribe",
+    "complained": "complaint",
+    # Stored messages (inbound routes) are not engagement: skipped.
+    "stored": None,
+}
+
+
+def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
+    if f"{WEBHOOK_PREFIX}event" in schema:
+        # Webhook payloads nest the event under "event-data"; drop the wrapper.
+        names = {c: c[len(WEBHOOK_PREFIX) :] for c in schema if c.startswith(WEBHOOK_PREFIX)}
+        frame = frame.drop([c for c in schema if c in names.values()]).rename(names)
+        schema = frame.collect_schema()
+    require(schema, ("event", "recipient", "timestamp"), ctx, "mailgun")
+    bot = col_or_null(schema, "client-info.bot").cast(pl.String).str.strip_chars()
+    severity = col_or_null(schema, "severity").cast(pl.String).str.to_lowercase()
+    mapped = frame.with_columns(
+        contact_id=pl.col("recipient"),
+        _raw_event=pl.col("event"),
+        event_type=map_events(pl.col("event"), EVENT_MAP),
+        event_id=col_or_null(schema, "id"),
+        campaign_id=coalesce_present(
+            schema, "user-variables.campaign_id", "message.headers.message-id", dtype=pl.String()
+        ),
+        url=col_or_null(schema, "url"),
+        user_agent=col_or_null(schema, "client-info.user-agent"),
+        bounce_type=pl.when(severity == "permanent")
+        .then(pl.lit("hard"))
+        .when(severity == "temporary")
+        .then(pl.lit("soft")),
+        # `bot` names the bot ("apple", "gmail", ...) when Mailgun recognised one.
+        is_machine=bot.is_not_null() & ~bot.str.to_lowercase().is_in(["", "false", "0", "none"]),
+    )
+    return drop_skipped(mapped)
+
+
+PRESET = Preset(
+    name="mailgun",
+    description="Mailgun Events API items or webhook event-data (event, recipient, timestamp)",
+    signature=("event", "recipient", "timestamp", "id"),
+    alternatives=(("event-data.event", "event-data.recipient", "event-data.timestamp"),),
+    mapper=_map,
+    flags_machine_opens=True,
+    priority=15,
+    event_map=EVENT_MAP,
+)

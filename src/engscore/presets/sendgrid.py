@@ -1,0 +1,74 @@
+"""``sendgrid``: SendGrid Event Webhook records (JSON, JSON-lines or a CSV of the same fields).
+
+Fields (SendGrid "Event Webhook Reference"): ``email``, ``timestamp`` (epoch seconds), ``event``,
+``sg_event_id``, ``sg_message_id``, ``url`` (click), ``useragent``, ``type`` (``bounce`` or
+``blocked`` on bounce events), ``sg_machine_open`` (Apple Mail Privacy Protection opens),
+``marketing_campaign_id`` / ``singlesend_id`` (Marketing Campaigns).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engscore.presets.base import (
+    MapContext,
+    Preset,
+    coalesce_present,
+    col_or_null,
+    drop_skipped,
+    map_events,
+    parse_bool,
+    require,
+)
+
+EVENT_MAP: dict[str, str | None] = {
+    "processed": "send",
+    "delivered": "delivered",
+    "open": "open",
+    "click": "click",
+    "bounce": "bounce",
+    "spamreport": "complaint",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+    # A deferral is a retry in progress, not an outcome: skipped.
+    "deferred": None,
+}
+
+
+def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
+    require(schema, ("email", "event", "timestamp"), ctx, "sendgrid")
+    bounce_kind = col_or_null(schema, "type").cast(pl.String).str.to_lowercase()
+    mapped = frame.with_columns(
+        contact_id=pl.col("email"),
+        _raw_event=pl.col("event"),
+        event_type=map_events(pl.col("event"), EVENT_MAP),
+        event_id=col_or_null(schema, "sg_event_id"),
+        campaign_id=coalesce_present(
+            schema, "marketing_campaign_id", "singlesend_id", "sg_message_id", dtype=pl.String()
+        ),
+        url=col_or_null(schema, "url"),
+        user_agent=col_or_null(schema, "useragent"),
+        # "blocked" is a refusal the sender may retry; "bounce" a permanent failure.
+        bounce_type=pl.when(bounce_kind == "bounce")
+        .then(pl.lit("hard"))
+        .when(bounce_kind == "blocked")
+        .then(pl.lit("soft")),
+        **(
+            {"is_machine": parse_bool(pl.col("sg_machine_open"))}
+            if "sg_machine_open" in schema
+            else {}
+        ),
+    )
+    return drop_skipped(mapped)
+
+
+PRESET = Preset(
+    name="sendgrid",
+    description="SendGrid Event Webhook (email, event, timestamp, sg_event_id, ...)",
+    signature=("email", "event", "timestamp", "sg_event_id"),
+    alternatives=(("email", "event", "timestamp", "sg_message_id"),),
+    mapper=_map,
+    flags_machine_opens=True,
+    priority=20,
+    event_map=EVENT_MAP,
+)

@@ -1,0 +1,103 @@
+"""``ses``: Amazon SES event publishing records (one JSON object per line, e.g. from Firehose).
+
+Fields (SES "Contents of event data that Amazon SES publishes"): ``eventType`` (``Send``,
+``Delivery``, ``Open``, ``Click``, ``Bounce``, ``Complaint``, ``Reject``, ``DeliveryDelay``,
+``Subscription``, ``RenderingFailure``), ``mail.messageId``, ``mail.timestamp`` (when the mail was
+sent), ``mail.destination`` (a list of recipients), and one object per event type with the
+event's own time: ``delivery.timestamp``, ``open.timestamp``/``open.userAgent``,
+``click.timestamp``/``click.link``/``click.userAgent``, ``bounce.timestamp``/``bounce.bounceType``
+(``Permanent``, ``Transient``)/``bounce.bouncedRecipients[].emailAddress``,
+``complaint.timestamp``/``complaint.complainedRecipients[].emailAddress``.
+
+The event time is the event object's timestamp; ``mail.timestamp`` is used only for ``Send``,
+``Reject`` and ``RenderingFailure``, which have none. A record becomes one event per recipient:
+bounced or complained recipients for those types, ``mail.destination`` otherwise.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engscore.presets.base import (
+    MapContext,
+    Preset,
+    coalesce_present,
+    col_or_null,
+    drop_skipped,
+    map_events,
+    require,
+)
+
+EVENT_MAP: dict[str, str | None] = {
+    "send": "send",
+    "delivery": "delivered",
+    "open": "open",
+    "click": "click",
+    "bounce": "bounce",
+    "complaint": "complaint",
+    "reject": "reject",
+    "subscription": "unsubscribe",
+    # Delays are retries in progress and rendering failures are template errors: skipped.
+    "deliverydelay": None,
+    "renderingfailure": None,
+}
+_EVENT_TIMES = (
+    "delivery.timestamp",
+    "open.timestamp",
+    "click.timestamp",
+    "bounce.timestamp",
+    "complaint.timestamp",
+    "deliveryDelay.timestamp",
+    "subscription.timestamp",
+    "mail.timestamp",
+)
+
+
+def _addresses(schema: pl.Schema, column: str) -> pl.Expr:
+    """Recipient e-mails from a list of ``{emailAddress: ...}`` objects."""
+    if column not in schema:
+        return pl.lit(None, dtype=pl.List(pl.String))
+    return pl.col(column).list.eval(pl.element().struct.field("emailAddress"))
+
+
+def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
+    require(schema, ("eventType", "mail.destination"), ctx, "ses")
+    kind = pl.col("eventType").cast(pl.String)
+    recipients = (
+        pl.when(kind == "Bounce")
+        .then(_addresses(schema, "bounce.bouncedRecipients"))
+        .when(kind == "Complaint")
+        .then(_addresses(schema, "complaint.complainedRecipients"))
+        .otherwise(pl.col("mail.destination"))
+    )
+    bounce = col_or_null(schema, "bounce.bounceType").cast(pl.String)
+    with_recipients = frame.with_columns(contact_id=recipients).explode("contact_id")
+    timestamp = coalesce_present(schema, *_EVENT_TIMES, dtype=pl.String())
+    mapped = with_recipients.with_columns(
+        _raw_event=kind,
+        event_type=map_events(kind, EVENT_MAP),
+        timestamp=timestamp,
+        # SES has no per-event id: message, type, recipient and time identify an event.
+        event_id=pl.concat_str(
+            [col_or_null(schema, "mail.messageId"), kind, pl.col("contact_id"), timestamp],
+            separator="|",
+        ),
+        campaign_id=col_or_null(schema, "mail.messageId"),
+        url=col_or_null(schema, "click.link"),
+        user_agent=coalesce_present(schema, "open.userAgent", "click.userAgent"),
+        bounce_type=pl.when(bounce == "Permanent")
+        .then(pl.lit("hard"))
+        .when(bounce == "Transient")
+        .then(pl.lit("soft")),
+    )
+    return drop_skipped(mapped)
+
+
+PRESET = Preset(
+    name="ses",
+    description="Amazon SES event publishing records (eventType, mail.*, open/click/bounce.*)",
+    signature=("eventType", "mail.messageId", "mail.destination"),
+    mapper=_map,
+    priority=20,
+    event_map=EVENT_MAP,
+)
