@@ -31,8 +31,7 @@ demo: $(STAMP)
 	@bash examples/demo.sh $(BIN) $(DEMO)
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python benchmarks/bench_ingest.py --events 20000000
+	$(BIN)/python benchmarks/bench_ingest.py --events 20000000 --repeat 3
 
 clean:
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
