@@ -109,6 +109,17 @@ def classify_bounce(expr: pl.Expr, hard: Iterable[str], soft: Iterable[str]) -> 
     return out
 
 
+def bounce_by_value(expr: pl.Expr, hard: Iterable[str], soft: Iterable[str]) -> pl.Expr:
+    """``hard``/``soft`` from a provider's exact bounce values (case-insensitive), else null."""
+    text = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(text.is_in([v.lower() for v in hard]))
+        .then(pl.lit("hard"))
+        .when(text.is_in([v.lower() for v in soft]))
+        .then(pl.lit("soft"))
+    )
+
+
 def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Drop rows whose event the preset skips: mapped to null while the raw name was present.
 

@@ -14,6 +14,7 @@ import polars as pl
 from engscore.presets.base import (
     MapContext,
     Preset,
+    bounce_by_value,
     coalesce_present,
     col_or_null,
     drop_skipped,
@@ -67,10 +68,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         ),
         campaign_id=coalesce_present(schema, "camp_id", "tag", "message-id", dtype=pl.String()),
         url=col_or_null(schema, "link"),
-        bounce_type=pl.when(raw.is_in(_HARD))
-        .then(pl.lit("hard"))
-        .when(raw.is_in(_SOFT))
-        .then(pl.lit("soft")),
+        bounce_type=bounce_by_value(pl.col("event"), _HARD, _SOFT),
         is_machine=raw.is_in(["proxy_open", "unique_proxy_open"]),
     )
     return drop_skipped(mapped)

@@ -14,6 +14,7 @@ import polars as pl
 from engscore.presets.base import (
     MapContext,
     Preset,
+    bounce_by_value,
     coalesce_present,
     col_or_null,
     drop_skipped,
@@ -43,7 +44,6 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         schema = frame.collect_schema()
     require(schema, ("event", "recipient", "timestamp"), ctx, "mailgun")
     bot = col_or_null(schema, "client-info.bot").cast(pl.String).str.strip_chars()
-    severity = col_or_null(schema, "severity").cast(pl.String).str.to_lowercase()
     mapped = frame.with_columns(
         contact_id=pl.col("recipient"),
         _raw_event=pl.col("event"),
@@ -54,10 +54,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         ),
         url=col_or_null(schema, "url"),
         user_agent=col_or_null(schema, "client-info.user-agent"),
-        bounce_type=pl.when(severity == "permanent")
-        .then(pl.lit("hard"))
-        .when(severity == "temporary")
-        .then(pl.lit("soft")),
+        bounce_type=bounce_by_value(col_or_null(schema, "severity"), ["permanent"], ["temporary"]),
         # `bot` names the bot ("apple", "gmail", ...) when Mailgun recognised one.
         is_machine=bot.is_not_null() & ~bot.str.to_lowercase().is_in(["", "false", "0", "none"]),
     )

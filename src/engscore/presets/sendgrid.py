@@ -13,6 +13,7 @@ import polars as pl
 from engscore.presets.base import (
     MapContext,
     Preset,
+    bounce_by_value,
     coalesce_present,
     col_or_null,
     drop_skipped,
@@ -37,7 +38,6 @@ EVENT_MAP: dict[str, str | None] = {
 
 def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
     require(schema, ("email", "event", "timestamp"), ctx, "sendgrid")
-    bounce_kind = col_or_null(schema, "type").cast(pl.String).str.to_lowercase()
     mapped = frame.with_columns(
         contact_id=pl.col("email"),
         _raw_event=pl.col("event"),
@@ -49,10 +49,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         url=col_or_null(schema, "url"),
         user_agent=col_or_null(schema, "useragent"),
         # "blocked" is a refusal the sender may retry; "bounce" a permanent failure.
-        bounce_type=pl.when(bounce_kind == "bounce")
-        .then(pl.lit("hard"))
-        .when(bounce_kind == "blocked")
-        .then(pl.lit("soft")),
+        bounce_type=bounce_by_value(col_or_null(schema, "type"), ["bounce"], ["blocked"]),
         **(
             {"is_machine": parse_bool(pl.col("sg_machine_open"))}
             if "sg_machine_open" in schema

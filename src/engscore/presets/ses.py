@@ -21,6 +21,7 @@ import polars as pl
 from engscore.presets.base import (
     MapContext,
     Preset,
+    bounce_by_value,
     coalesce_present,
     col_or_null,
     drop_skipped,
@@ -70,7 +71,6 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         .then(_addresses(schema, "complaint.complainedRecipients"))
         .otherwise(pl.col("mail.destination"))
     )
-    bounce = col_or_null(schema, "bounce.bounceType").cast(pl.String)
     with_recipients = frame.with_columns(contact_id=recipients).explode("contact_id")
     timestamp = coalesce_present(schema, *_EVENT_TIMES, dtype=pl.String())
     mapped = with_recipients.with_columns(
@@ -85,10 +85,9 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         campaign_id=col_or_null(schema, "mail.messageId"),
         url=col_or_null(schema, "click.link"),
         user_agent=coalesce_present(schema, "open.userAgent", "click.userAgent"),
-        bounce_type=pl.when(bounce == "Permanent")
-        .then(pl.lit("hard"))
-        .when(bounce == "Transient")
-        .then(pl.lit("soft")),
+        bounce_type=bounce_by_value(
+            col_or_null(schema, "bounce.bounceType"), ["Permanent"], ["Transient"]
+        ),
     )
     return drop_skipped(mapped)
 
