@@ -121,3 +121,14 @@ def test_presets_lists_every_preset() -> None:
 
     for name in PRESETS:
         assert name in out
+
+
+def test_header_only_export_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    # A quiet day's export holds only a header: cron must not fail on it.
+    quiet_day = tmp_path / "quiet.csv"
+    quiet_day.write_text("contact_id,event_type,timestamp\n")
+    output = tmp_path / "events.parquet"
+    code, out = run("ingest", quiet_day, INGEST / "clean.csv", "-o", output)
+    assert code == 0, out
+    assert f"warning: {quiet_day}: file holds no events" in out
+    assert pl.read_parquet(output).height == 6

@@ -16,6 +16,7 @@ import pytest
 from engscore.errors import DataError
 from engscore.ingest import IngestOptions, load_events
 from engscore.presets import PRESETS, detect_preset
+from engscore.presets.base import MapContext
 from engscore.readers import resolve_inputs, scan_file
 from helpers import utc
 
@@ -30,6 +31,12 @@ EXPECTED: dict[str, tuple[str, Counts, int, list[str]]] = {
         {"alice": {"click": 1, "delivered": 1, "open": 2, "send": 1},
          "bob": {"bounce": 1, "send": 1}, "carol": {"bounce": 1},
          "dave": {"complaint": 1, "group_resubscribe": 1, "unsubscribe": 1}},
+        1, ["hard", "soft"],
+    ),
+    "sendgrid_events.csv": (
+        "sendgrid",
+        {"alice": {"click": 1, "delivered": 1, "open": 2, "send": 1}, "bob": {"bounce": 1},
+         "carol": {"bounce": 1, "dropped": 1}},
         1, ["hard", "soft"],
     ),
     "mailgun_webhooks.csv": (
@@ -76,6 +83,9 @@ EXPECTED: dict[str, tuple[str, Counts, int, list[str]]] = {
         "mailchimp",
         {"alice": {"click": 1, "open": 2}, "bob": {"bounce": 1}, "carol": {"bounce": 1}},
         0, ["hard", "soft"],
+    ),
+    "mailchimp_email_activity.jsonl": (
+        "mailchimp", {"erin": {"click": 1, "open": 1}}, 0, [],
     ),
     "sfmc_tracking_extract.csv": (
         "sfmc",
@@ -128,6 +138,10 @@ def at(frame: pl.DataFrame, contact: str, kind: str) -> list[datetime]:
 def test_timestamps_per_provider() -> None:
     # SendGrid: epoch seconds.
     assert at(events("sendgrid.json"), "alice", "click") == [utc(2024, 3, 1, 11, 1, 40)]
+    # SendGrid CSV: epoch seconds as text.
+    assert at(events("sendgrid_events.csv"), "carol", "dropped") == [utc(2024, 3, 1, 10, 3, 20)]
+    # Mailchimp: ISO 8601 with an offset, inside the exploded activity list.
+    assert at(events("mailchimp_email_activity.json"), "alice", "click") == [utc(2024, 3, 1, 12, 1)]
     # Mailgun: fractional epoch seconds.
     assert at(events("mailgun_webhooks.csv"), "alice", "delivered") == [
         utc(2024, 3, 1, 10, 0, 10, 500000)
@@ -180,3 +194,54 @@ def test_missing_columns_name_the_preset(tmp_path: Path) -> None:
 
 def events_of_path(path: Path, preset: str) -> pl.DataFrame:
     return load_events([str(path)], IngestOptions(preset=preset)).events.collect()
+
+
+#: Exports without the provider's machine flag column: a delivery, then an open a second later.
+UNFLAGGED = {
+    "sendgrid": "email,timestamp,event,sg_event_id,sg_message_id\n"
+    "a@x.com,1709287205,delivered,e1,m1\na@x.com,1709287206,open,e2,m1\n",
+    "mailgun": "event,timestamp,id,recipient,message.headers.message-id\n"
+    "delivered,1709287205.0,e1,a@x.com,m1\nopened,1709287206.0,e2,a@x.com,m1\n",
+    "klaviyo": "Event ID,Metric Name,Timestamp,Email,Campaign Name\n"
+    "e1,Received Email,2024-03-01T10:00:05Z,a@x.com,Spring\n"
+    "e2,Opened Email,2024-03-01T10:00:06Z,a@x.com,Spring\n",
+}
+
+
+@pytest.mark.parametrize("preset", sorted(UNFLAGGED))
+def test_without_the_flag_column_the_heuristic_applies(tmp_path: Path, preset: str) -> None:
+    # A column of False would tell ingest the provider had checked, and hide machine opens.
+    path = tmp_path / "export.csv"
+    path.write_text(UNFLAGGED[preset])
+    item = resolve_inputs([str(path)])[0]
+    raw = scan_file(item)
+    schema = raw.collect_schema()
+    mapped = PRESETS[preset].mapper(raw, schema, MapContext(source=path))
+    assert "is_machine" not in mapped.collect_schema()
+    frame = events_of_path(path, preset)
+    opens = frame.filter(pl.col("event_type") == "open")
+    assert opens["is_machine"].to_list() == [True]
+
+
+def test_mailchimp_empty_report(tmp_path: Path) -> None:
+    path = tmp_path / "activity.json"
+    path.write_text(
+        '{"emails": [], "campaign_id": "c1", "total_items": 0,'
+        ' "_links": [{"rel": "self", "href": "https://x"}]}'
+    )
+    # Detected and mapped like any report; an empty one is a warning, not a failure.
+    loaded = load_events([str(path)])
+    assert loaded.warnings == [f"{path}: file holds no events"]
+    assert loaded.events.collect().is_empty()
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "exports"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.iterdir()))
+def test_example_exports_are_detected_and_clean(name: str) -> None:
+    # Every sample shipped to users must load with `auto` and without a rejected row.
+    loaded = load_events([str(EXAMPLES / name)])
+    assert [f.preset for f in loaded.files] == [name.split("_")[0]]
+    assert loaded.rows_rejected == 0
+    assert loaded.events.collect().height > 0

@@ -78,6 +78,8 @@ class LoadedEvents:
     machine_open_seconds: float
     #: Sorted contact ids that split the valid rows into ranges of about BUCKET_ROWS rows.
     contact_bounds: list[str] = field(default_factory=list)
+    #: Things the user should know that do not stop the run (e.g. an input with no events).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -145,6 +147,7 @@ class IngestSummary:
     first_event: datetime | None
     last_event: datetime | None
     rejects_file: Path | None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _choose_preset(
@@ -254,10 +257,12 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
 
     by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
     reports = []
+    notes = []
     for index, (item, preset, detected) in enumerate(chosen):
         row = by_file.get(index, {"rows": 0, "rejected": 0, "naive": 0, "aware": 0})
         if row["rows"] == 0:
-            raise DataError(f"{item.path}: file holds no events")
+            # A header-only export is what a quiet day looks like; say so, do not fail cron.
+            notes.append(f"{item.path}: file holds no events")
         if row["naive"] and row["aware"] and options.timezone is None:
             raise DataError(
                 f"{item.path}: column 'timestamp' mixes {row['aware']} values with a UTC offset "
@@ -305,6 +310,7 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         reject_reasons=reason_map,
         machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
         contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
+        warnings=notes,
     )
 
 
@@ -364,6 +370,7 @@ def ingest_to_file(
         first_event=stats.first,
         last_event=stats.last,
         rejects_file=written_rejects,
+        warnings=loaded.warnings,
     )
 
 

@@ -56,6 +56,8 @@ def ingest_command(
 def render_summary(summary: IngestSummary) -> None:
     """The ingest summary table (and warnings for rejected rows)."""
     out = reporter()
+    for note in summary.warnings:
+        out.warning(note)
     for report in summary.files:
         how = "detected" if report.detected else "given"
         out.info(

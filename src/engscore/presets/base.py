@@ -120,6 +120,15 @@ def bounce_by_value(expr: pl.Expr, hard: Iterable[str], soft: Iterable[str]) -> 
     )
 
 
+def present_only(**columns: pl.Expr | None) -> dict[str, pl.Expr]:
+    """The named expressions that are not None, for ``with_columns(**...)``.
+
+    A preset leaves ``is_machine`` out when the export lacks the provider's flag column: a
+    column of ``False`` would tell ingest the provider checked, and switch off the heuristic.
+    """
+    return {name: expr for name, expr in columns.items() if expr is not None}
+
+
 def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Drop rows whose event the preset skips: mapped to null while the raw name was present.
 

@@ -3,8 +3,12 @@
 Fields (Brevo "Transactional webhooks" / "Marketing webhooks" docs): ``event``, ``email``,
 ``message-id``, ``ts_epoch`` (UTC, milliseconds), ``ts_event`` (UTC, seconds), ``ts``, ``date``
 (a CET/CEST wall-clock string — never used: it is ambiguous at DST changes), ``link``, ``tag``,
-``camp_id`` (marketing), ``reason``. Brevo reports Apple Mail Privacy Protection opens as
-``proxy_open`` / ``unique_proxy_open``.
+``camp_id`` and ``URL`` (marketing), ``reason``. Brevo reports Apple Mail Privacy Protection
+opens as ``proxy_open`` / ``unique_proxy_open``.
+
+Skipped: ``unique_opened`` and ``unique_proxy_open`` (Brevo sends them besides ``opened`` /
+``proxy_open`` for the first open: counting both would double it) and ``deferred``. Kept under
+their own name: ``blocked``, ``error``, ``list_addition``...
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
             separator="|",
         ),
         campaign_id=coalesce_present(schema, "camp_id", "tag", "message-id", dtype=pl.String()),
-        url=col_or_null(schema, "link"),
+        # Transactional webhooks call the clicked URL `link`, marketing webhooks `URL`.
+        url=coalesce_present(schema, "link", "URL", dtype=pl.String()),
         bounce_type=bounce_by_value(pl.col("event"), _HARD, _SOFT),
         is_machine=raw.is_in(["proxy_open", "unique_proxy_open"]),
     )

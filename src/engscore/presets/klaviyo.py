@@ -8,9 +8,15 @@ Name``/``Metric``/``metric``/``metric.name``; time ``Timestamp``/``datetime``/``
 ``attributes.datetime``; id ``$event_id``/``Event ID``/``id``; campaign ``Campaign
 Name``/``$message``/``campaign``; value ``$value``/``Value``/``value``; URL ``URL``/``$url``.
 
-Machine activity: Klaviyo reports Apple Mail Privacy Protection opens as the ``Apple Privacy
-Open`` and bot clicks as ``Bot Click`` — either as the metric name, or as a true/false column of
-that name on ``Opened Email``/``Clicked Email`` rows (property ``machine_open`` too).
+Machine activity: Klaviyo tags every ``Opened Email`` with a true/false ``Apple Privacy Open``
+property and every ``Clicked Email`` with ``Bot Click`` (``machine_open`` in some exports); a
+column of one of those names (or ending in ``.<name>`` for flattened API events) gives
+``is_machine``, and rows whose metric is itself named ``Apple Privacy Open``/``Bot Click`` are
+flagged too. An export without any such column gets engscore's heuristic instead (a column of
+``False`` would switch it off).
+
+Skipped: ``Ordered Product`` (one line of a ``Placed Order``: counting both would double the
+revenue) and ``Dropped Email``. Other metrics (``Started Checkout``) are kept lower-cased.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from engscore.presets.base import (
     drop_skipped,
     map_events,
     parse_bool,
+    present_only,
 )
 
 EVENT_MAP: dict[str, str | None] = {
@@ -68,10 +75,10 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
     metric = _first(schema, METRIC, "the metric name", ctx)
     when = _first(schema, TIME, "the time", ctx)
     name = pl.col(metric).cast(pl.String).str.strip_chars().str.to_lowercase()
-    flags = [parse_bool(pl.col(c)) for c in MACHINE_FLAGS if c in schema]
-    machine = name.is_in(["apple privacy open", "bot click"])
+    flags = [parse_bool(pl.col(c)) for c in schema if c.rsplit(".", 1)[-1] in MACHINE_FLAGS]
+    machine = None
     if flags:
-        machine = machine | pl.any_horizontal(flags)
+        machine = name.is_in(["apple privacy open", "bot click"]) | pl.any_horizontal(flags)
     bounce_type = coalesce_present(schema, "Bounce Type", "bounce_type", dtype=pl.String())
     mapped = frame.with_columns(
         contact_id=pl.col(email),
@@ -84,7 +91,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         ),
         url=coalesce_present(schema, "URL", "$url", "url", dtype=pl.String()),
         amount=coalesce_present(schema, "$value", "Value", "value", dtype=pl.String()),
-        is_machine=machine,
+        **present_only(is_machine=machine),
         bounce_type=pl.when(name == "bounced email").then(
             bounce_type.str.to_lowercase().str.extract(r"(hard|soft)")
         ),

@@ -4,7 +4,11 @@ them (fields under ``event-data``).
 Fields (Mailgun "Events" and "Webhooks" docs): ``event``, ``timestamp`` (epoch seconds, float),
 ``id``, ``recipient``, ``severity`` (``permanent``/``temporary`` on ``failed``), ``url``
 (clicked), ``client-info.bot`` (machine opens and clicks), ``client-info.user-agent``,
-``message.headers.message-id``, ``user-variables.campaign_id`` / ``campaigns``.
+``message.headers.message-id``, ``user-variables.campaign_id`` (a custom variable, when set).
+
+``client-info.bot`` names the bot Mailgun detected (``apple``, ``gmail``, ``generic``; empty for
+none): ``is_machine`` comes from it when the column exists, else engscore's heuristic applies.
+Names outside the map (``rejected``, ``list_member_uploaded``, ...) are kept lower-cased.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from engscore.presets.base import (
     col_or_null,
     drop_skipped,
     map_events,
+    present_only,
     require,
 )
 
@@ -43,7 +48,11 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         frame = frame.drop([c for c in schema if c in names.values()]).rename(names)
         schema = frame.collect_schema()
     require(schema, ("event", "recipient", "timestamp"), ctx, "mailgun")
-    bot = col_or_null(schema, "client-info.bot").cast(pl.String).str.strip_chars()
+    machine = None
+    if "client-info.bot" in schema:
+        bot = pl.col("client-info.bot").cast(pl.String).str.strip_chars().str.to_lowercase()
+        # `bot` names the bot ("apple", "gmail", "generic") and is empty when none was seen.
+        machine = bot.is_not_null() & ~bot.is_in(["", "false", "0", "none"])
     mapped = frame.with_columns(
         contact_id=pl.col("recipient"),
         _raw_event=pl.col("event"),
@@ -55,8 +64,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         url=col_or_null(schema, "url"),
         user_agent=col_or_null(schema, "client-info.user-agent"),
         bounce_type=bounce_by_value(col_or_null(schema, "severity"), ["permanent"], ["temporary"]),
-        # `bot` names the bot ("apple", "gmail", ...) when Mailgun recognised one.
-        is_machine=bot.is_not_null() & ~bot.str.to_lowercase().is_in(["", "false", "0", "none"]),
+        **present_only(is_machine=machine),
     )
     return drop_skipped(mapped)
 

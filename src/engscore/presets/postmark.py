@@ -6,6 +6,10 @@ Fields (Postmark "Webhooks" docs), by record type: ``Delivery`` (``Recipient``,
 ``BouncedAt``, ``Type`` such as ``HardBounce``/``SoftBounce``, ``ID``), ``SpamComplaint``
 (``Email``, ``BouncedAt``), ``SubscriptionChange`` (``Recipient``, ``ChangedAt``,
 ``SuppressSending``). Common: ``MessageID``, ``Tag``, ``MessageStream``.
+
+Postmark has no per-event id: ``MessageID``, ``RecordType`` and the event time make one.
+Postmark does not flag machine opens, so engscore's heuristic applies (``UserAgent``). No record
+type is skipped; a ``SubscriptionChange`` with ``SuppressSending`` false becomes ``resubscribe``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import polars as pl
 from engscore.presets.base import (
     MapContext,
     Preset,
-    classify_bounce,
+    bounce_by_value,
     coalesce_present,
     col_or_null,
     drop_skipped,
@@ -32,9 +36,11 @@ EVENT_MAP: dict[str, str | None] = {
     "spamcomplaint": "complaint",
     "subscriptionchange": "unsubscribe",
 }
-#: Postmark bounce ``Type`` values that mean the address will not accept mail.
-HARD_TYPES = ("HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Unknown user")
-SOFT_TYPES = ("SoftBounce", "Transient", "DnsError", "AutoResponder", "Blocked", "MailboxFull")
+#: Postmark bounce ``Type`` values (Bounce API "bounce types") that mean the address will not
+#: accept mail, and those that may clear up. Others (``Unknown``, ``SpamNotification``,
+#: ``ChallengeVerification``...) get no bounce type.
+HARD_TYPES = ("HardBounce", "BadEmailAddress", "ManuallyDeactivated")
+SOFT_TYPES = ("SoftBounce", "Transient", "DnsError", "AutoResponder", "Blocked", "DMARCPolicy")
 
 
 def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
@@ -60,7 +66,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         url=col_or_null(schema, "OriginalLink"),
         user_agent=col_or_null(schema, "UserAgent"),
         bounce_type=pl.when(kind == "Bounce").then(
-            classify_bounce(col_or_null(schema, "Type"), HARD_TYPES, SOFT_TYPES)
+            bounce_by_value(col_or_null(schema, "Type"), HARD_TYPES, SOFT_TYPES)
         ),
     )
     return drop_skipped(mapped)

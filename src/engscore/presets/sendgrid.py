@@ -4,6 +4,10 @@ Fields (SendGrid "Event Webhook Reference"): ``email``, ``timestamp`` (epoch sec
 ``sg_event_id``, ``sg_message_id``, ``url`` (click), ``useragent``, ``type`` (``bounce`` or
 ``blocked`` on bounce events), ``sg_machine_open`` (Apple Mail Privacy Protection opens),
 ``marketing_campaign_id`` / ``singlesend_id`` (Marketing Campaigns).
+
+Skipped: ``deferred`` (a retry in progress). Kept under their own name: ``dropped`` (SendGrid
+never sent the message) and ``group_resubscribe``. Without an ``sg_machine_open`` column (older
+exports), engscore's machine-open heuristic applies, using ``useragent``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from engscore.presets.base import (
     drop_skipped,
     map_events,
     parse_bool,
+    present_only,
     require,
 )
 
@@ -50,10 +55,10 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         user_agent=col_or_null(schema, "useragent"),
         # "blocked" is a refusal the sender may retry; "bounce" a permanent failure.
         bounce_type=bounce_by_value(col_or_null(schema, "type"), ["bounce"], ["blocked"]),
-        **(
-            {"is_machine": parse_bool(pl.col("sg_machine_open"))}
+        **present_only(
+            is_machine=parse_bool(pl.col("sg_machine_open"))
             if "sg_machine_open" in schema
-            else {}
+            else None
         ),
     )
     return drop_skipped(mapped)

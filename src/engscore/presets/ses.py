@@ -12,6 +12,13 @@ event's own time: ``delivery.timestamp``, ``open.timestamp``/``open.userAgent``,
 The event time is the event object's timestamp; ``mail.timestamp`` is used only for ``Send``,
 ``Reject`` and ``RenderingFailure``, which have none. A record becomes one event per recipient:
 bounced or complained recipients for those types, ``mail.destination`` otherwise.
+
+SES has no event id and no machine-open flag: ``event_id`` is ``mail.messageId``, event type,
+recipient and event time joined by ``|``; ``campaign_id`` is ``mail.messageId``; engscore's
+heuristic flags machine opens (``open.userAgent`` is kept as ``user_agent``). Skipped:
+``DeliveryDelay`` (a retry in progress), ``RenderingFailure`` (a template error, never sent).
+``Reject`` is kept as ``reject``; ``Subscription`` (a List-Unsubscribe or preference-page change)
+becomes ``unsubscribe``.
 """
 
 from __future__ import annotations
@@ -64,12 +71,14 @@ def _addresses(schema: pl.Schema, column: str) -> pl.Expr:
 def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
     require(schema, ("eventType", "mail.destination"), ctx, "ses")
     kind = pl.col("eventType").cast(pl.String)
+    destination = pl.col("mail.destination")
+    # A record trimmed of its recipient list still names the mail's recipients.
     recipients = (
         pl.when(kind == "Bounce")
-        .then(_addresses(schema, "bounce.bouncedRecipients"))
+        .then(pl.coalesce(_addresses(schema, "bounce.bouncedRecipients"), destination))
         .when(kind == "Complaint")
-        .then(_addresses(schema, "complaint.complainedRecipients"))
-        .otherwise(pl.col("mail.destination"))
+        .then(pl.coalesce(_addresses(schema, "complaint.complainedRecipients"), destination))
+        .otherwise(destination)
     )
     with_recipients = frame.with_columns(contact_id=recipients).explode("contact_id")
     timestamp = coalesce_present(schema, *_EVENT_TIMES, dtype=pl.String())
