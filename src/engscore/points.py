@@ -1,0 +1,365 @@
+"""The scoring engine: point rules applied to canonical events, one lazy query (SPEC section 3).
+
+Everything is built from one *ledger*: a row per (rule, matching event) saying whether the event
+earned points and why not (machine open, reset, inactivity, once / unique_by), plus a row per
+rule cap that clipped a contact's total and per profile rule that matched. ``score_contacts``
+sums the ledger per contact; ``engscore explain`` shows it for one contact, so the lines add up
+to the score by construction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from engscore.rules import Rules
+from engscore.schema import CANONICAL_EVENT_TYPES
+
+CONTACT = "contact_id"
+TIMESTAMP = "timestamp"
+EVENT_TYPE = "event_type"
+RESUBSCRIBE_EVENTS = ("resubscribe", "group_resubscribe")
+_MICROSECONDS_PER_DAY = 86_400_000_000.0
+
+#: Ledger statuses: why a matching event did or did not earn points.
+EARNED = "earned"
+MACHINE = "machine"
+RESET = "reset"
+INACTIVE = "inactive"
+BEFORE_STREAK = "before_streak"
+ONCE = "once"
+UNIQUE_BY = "unique_by"
+CAP = "cap"
+PROFILE = "profile"
+STATUS_TEXT = {
+    EARNED: "earned",
+    MACHINE: "machine event, excluded",
+    RESET: "at or before a reset event",
+    INACTIVE: "no engagement within the inactivity window: score reset",
+    BEFORE_STREAK: "before the latest engagement streak",
+    ONCE: "rule counts once: not the first match",
+    UNIQUE_BY: "rule counts once per value: not the first match",
+    CAP: "rule cap",
+    PROFILE: "profile attribute",
+}
+
+LEDGER_SCHEMA = pl.Schema(
+    {  # type: ignore[arg-type]  # the stubs do not accept DataType classes here
+        CONTACT: pl.String,
+        "rule": pl.String,
+        "group": pl.String,
+        EVENT_TYPE: pl.String,
+        TIMESTAMP: pl.Datetime("us", "UTC"),
+        "event_id": pl.String,
+        "campaign_id": pl.String,
+        "url": pl.String,
+        "status": pl.String,
+        "raw_points": pl.Float64,
+        "decay_factor": pl.Float64,
+        "points": pl.Float64,
+    }
+)
+#: Tie-breakers after the timestamp, so `once` keeps the same event on every run.
+_ORDER = (TIMESTAMP, EVENT_TYPE, "event_id", "campaign_id", "url")
+
+
+def _optional(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
+    return pl.col(name).cast(dtype) if name in schema else pl.lit(None, dtype=dtype)
+
+
+def _machine(rules: Rules, schema: pl.Schema) -> pl.Expr:
+    if not rules.exclude_machine_opens or "is_machine" not in schema:
+        return pl.lit(False)
+    return pl.col("is_machine").fill_null(False)
+
+
+def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+    """Events at or before ``as_of`` with ``_drop``: null when the event counts, else why not.
+
+    Steps 1-3 of the SPEC: machine exclusion, reset on events, reset after inactivity and the
+    latest engagement streak.
+    """
+    schema = events.collect_schema()
+    base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(_machine=_machine(rules, schema))
+    human = ~pl.col("_machine")
+    # (condition, reason) in order: the first that holds says why an event does not count.
+    reasons: list[tuple[pl.Expr, str]] = [(pl.col("_machine"), MACHINE)]
+
+    if rules.reset.on_events:
+        resets = (
+            base.filter(human & pl.col(EVENT_TYPE).is_in(rules.reset.on_events))
+            .group_by(CONTACT)
+            .agg(_reset_at=pl.col(TIMESTAMP).max())
+        )
+        base = base.join(resets, on=CONTACT, how="left")
+        reasons.append((pl.col(TIMESTAMP) <= pl.col("_reset_at"), RESET))
+        after_reset = pl.col("_reset_at").is_null() | (pl.col(TIMESTAMP) > pl.col("_reset_at"))
+    else:
+        after_reset = pl.lit(True)
+
+    window = rules.reset.after_inactive
+    if window is not None:
+        ordered = pl.col(TIMESTAMP).sort()
+        previous = ordered.shift(1)
+        streaks = (
+            base.filter(human & after_reset & pl.col(EVENT_TYPE).is_in(rules.engaged_events))
+            .group_by(CONTACT)
+            .agg(
+                _last_engaged=pl.col(TIMESTAMP).max(),
+                # The first event of the latest streak: the last event that follows a gap of
+                # at least the window (calendar arithmetic), or the first event.
+                _streak_start=ordered.filter(
+                    previous.is_null() | (window.add_expr(previous) <= ordered)
+                ).max(),
+            )
+        )
+        base = base.join(streaks, on=CONTACT, how="left")
+        inactive = pl.col("_last_engaged").is_null() | (
+            window.add_expr(pl.col("_last_engaged")) <= as_of
+        )
+        reasons.append((inactive, INACTIVE))
+        reasons.append((pl.col(TIMESTAMP) < pl.col("_streak_start"), BEFORE_STREAK))
+    drop = pl.lit(None, dtype=pl.String)
+    for condition, reason in reversed(reasons):
+        drop = pl.when(condition).then(pl.lit(reason)).otherwise(drop)
+    return base.with_columns(_drop=drop)
+
+
+def _decay_factor(rules: Rules, as_of: datetime) -> pl.Expr:
+    half_life = rules.half_life_days
+    if half_life is None:
+        return pl.lit(1.0)
+    age_days = (pl.lit(as_of) - pl.col(TIMESTAMP)).dt.total_microseconds() / _MICROSECONDS_PER_DAY
+    return pl.lit(0.5).pow(age_days / half_life)
+
+
+def event_ledger(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+    """One row per (point rule, matching event at or before ``as_of``) plus cap adjustments.
+
+    Columns as ``LEDGER_SCHEMA``; ``points`` is what the row adds to the score.
+    """
+    counted = counted_events(events, rules, as_of)
+    schema = counted.collect_schema()
+    order = [c for c in _ORDER if c in schema]
+    factor = _decay_factor(rules, as_of)
+    parts: list[pl.LazyFrame] = []
+    for rule in rules.points:
+        matches = pl.col(EVENT_TYPE).is_in(rule.event)
+        if rule.condition is not None:
+            matches = matches & rule.condition.fill_null(False)
+        matched = counted.filter(matches)
+        status = pl.col("_drop")
+        if rule.once or rule.unique_by:
+            keys = [CONTACT, *(rule.unique_by or ()), pl.col("_drop").is_null()]
+            rank = pl.int_range(pl.len()).over(keys, order_by=order)
+            repeat = pl.col("_drop").is_null() & (rank > 0)
+            status = (
+                pl.when(repeat).then(pl.lit(ONCE if rule.once else UNIQUE_BY)).otherwise(status)
+            )
+        rows = matched.with_columns(status=status.fill_null(EARNED)).select(
+            pl.col(CONTACT),
+            rule=pl.lit(rule.name),
+            group=pl.lit(rule.group),
+            event_type=pl.col(EVENT_TYPE),
+            timestamp=pl.col(TIMESTAMP),
+            event_id=_optional(schema, "event_id", pl.String),
+            campaign_id=_optional(schema, "campaign_id", pl.String),
+            url=_optional(schema, "url", pl.String),
+            status=pl.col("status"),
+            raw_points=pl.lit(float(rule.points)),
+            decay_factor=factor,
+            points=pl.when(pl.col("status") == EARNED)
+            .then(pl.lit(float(rule.points)) * factor)
+            .otherwise(0.0),
+        )
+        parts.append(rows)
+        if rule.cap is not None:
+            parts.append(_cap_rows(rows, rule.name, rule.group, float(rule.cap)))
+    if not parts:
+        return pl.LazyFrame(schema=LEDGER_SCHEMA)
+    return pl.concat(parts, how="vertical")
+
+
+def _cap_rows(rows: pl.LazyFrame, name: str, group: str, cap: float) -> pl.LazyFrame:
+    total = pl.col("points").sum()
+    adjustment = total.clip(-cap, cap) - total
+    return (
+        rows.group_by(CONTACT)
+        .agg(points=adjustment)
+        .filter(pl.col("points") != 0)
+        .select(
+            pl.col(CONTACT),
+            rule=pl.lit(name),
+            group=pl.lit(group),
+            event_type=pl.lit(None, dtype=pl.String),
+            timestamp=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+            event_id=pl.lit(None, dtype=pl.String),
+            campaign_id=pl.lit(None, dtype=pl.String),
+            url=pl.lit(None, dtype=pl.String),
+            status=pl.lit(CAP),
+            raw_points=pl.lit(None, dtype=pl.Float64),
+            decay_factor=pl.lit(None, dtype=pl.Float64),
+            points=pl.col("points"),
+        )
+    )
+
+
+def profile_ledger(contacts: pl.LazyFrame | None, rules: Rules) -> pl.LazyFrame:
+    """One row per (profile rule, matching contact): attribute points, no decay or resets."""
+    if contacts is None or not rules.profile:
+        return pl.LazyFrame(schema=LEDGER_SCHEMA)
+    parts = [
+        contacts.filter(rule.condition.fill_null(False)).select(
+            pl.col(CONTACT),
+            rule=pl.lit(rule.name),
+            group=pl.lit(rule.group),
+            event_type=pl.lit(None, dtype=pl.String),
+            timestamp=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+            event_id=pl.lit(None, dtype=pl.String),
+            campaign_id=pl.lit(None, dtype=pl.String),
+            url=pl.lit(None, dtype=pl.String),
+            status=pl.lit(PROFILE),
+            raw_points=pl.lit(float(rule.points)),
+            decay_factor=pl.lit(None, dtype=pl.Float64),
+            points=pl.lit(float(rule.points)),
+        )
+        for rule in rules.profile
+    ]
+    return pl.concat(parts, how="vertical")
+
+
+def ledger(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """The whole ledger: event rows, cap adjustments and profile rows (profile rows only for
+    contacts that have events)."""
+    profile = profile_ledger(contacts, rules)
+    if rules.profile and contacts is not None:
+        known = events.filter(pl.col(TIMESTAMP) <= as_of).select(CONTACT).unique()
+        profile = profile.join(known, on=CONTACT, how="semi")
+    return pl.concat([event_ledger(events, rules, as_of), profile], how="vertical")
+
+
+def clamp(score: pl.Expr, rules: Rules) -> pl.Expr:
+    """``score`` clipped to ``[min_score, max_score]`` where they are set."""
+    if rules.min_score is None and rules.max_score is None:
+        return score
+    return score.clip(rules.min_score, rules.max_score)
+
+
+def grade(score: pl.Expr, rules: Rules) -> pl.Expr:
+    """The grade with the highest threshold <= score; below all, the lowest grade."""
+    ordered = rules.grade_order()
+    expr = pl.lit(ordered[-1][0])
+    # Built from the lowest threshold up, so the highest threshold is tested first.
+    for name, threshold in reversed(ordered[:-1]):
+        expr = pl.when(score >= threshold).then(pl.lit(name)).otherwise(expr)
+    return expr
+
+
+def score_columns(rules: Rules) -> list[str]:
+    """``score_<group>`` column names in order."""
+    return [f"score_{group}" for group in rules.groups]
+
+
+def contact_facts(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+    """Per-contact facts beside the score: first/last event, last engagement, counts, flags."""
+    schema = events.collect_schema()
+    base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(_machine=_machine(rules, schema))
+    kind = pl.col(EVENT_TYPE)
+    human = ~pl.col("_machine")
+    stamp = pl.col(TIMESTAMP)
+    hard = (kind == "bounce") & (_optional(schema, "bounce_type", pl.String) == "hard")
+    last_unsubscribe = stamp.filter(kind == "unsubscribe").max()
+    last_resubscribe = stamp.filter(kind.is_in(RESUBSCRIBE_EVENTS)).max()
+    last_hard_bounce = stamp.filter(hard).max()
+    last_delivered = stamp.filter(kind == "delivered").max()
+    machine_open = (kind == "open") & _optional(schema, "is_machine", pl.Boolean).fill_null(False)
+    facts = base.group_by(CONTACT).agg(
+        first_seen_at=stamp.min(),
+        last_event_at=stamp.max(),
+        last_engaged_at=stamp.filter(human & kind.is_in(rules.engaged_events)).max(),
+        **{f"n_{t}": (human & (kind == t)).sum().cast(pl.Int64) for t in CANONICAL_EVENT_TYPES},
+        n_machine_open=machine_open.sum().cast(pl.Int64),
+        # A resubscribe after the last unsubscribe lifts it; a delivery after the last hard
+        # bounce proves the address works again.
+        unsubscribed=last_unsubscribe.is_not_null()
+        & (last_resubscribe.is_null() | (last_resubscribe < last_unsubscribe)),
+        complained=(kind == "complaint").any(),
+        hard_bounced=last_hard_bounce.is_not_null()
+        & (last_delivered.is_null() | (last_delivered < last_hard_bounce)),
+    )
+    since = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_microseconds()
+    return facts.with_columns(
+        days_since_engaged=(since // int(_MICROSECONDS_PER_DAY)).cast(pl.Int64)
+    )
+
+
+def score_contacts(
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    contacts: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """One row per contact with an event at or before ``as_of``: score, groups, grade, facts.
+
+    ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by
+    ``contact_id``; the query is lazy, for the caller to collect once.
+    """
+    groups = rules.groups
+    sums = (
+        ledger(events, rules, as_of, contacts)
+        .filter(pl.col("points") != 0)
+        .group_by(CONTACT)
+        .agg(**{f"score_{g}": pl.col("points").filter(pl.col("group") == g).sum() for g in groups})
+    )
+    group_columns = score_columns(rules)
+    facts = contact_facts(events, rules, as_of)
+    total = pl.sum_horizontal(group_columns)
+    scored = (
+        facts.join(sums, on=CONTACT, how="left")
+        .with_columns(pl.col(c).fill_null(0.0) for c in group_columns)
+        .with_columns(score=clamp(total, rules))
+        .with_columns(grade=grade(pl.col("score"), rules))
+    )
+    return scored.select(output_columns(rules)).sort(CONTACT)
+
+
+def output_columns(rules: Rules) -> list[str]:
+    """The scores file's columns, in order."""
+    return [
+        CONTACT,
+        "score",
+        *score_columns(rules),
+        "grade",
+        "first_seen_at",
+        "last_event_at",
+        "last_engaged_at",
+        "days_since_engaged",
+        *(f"n_{t}" for t in CANONICAL_EVENT_TYPES),
+        "n_machine_open",
+        "unsubscribed",
+        "complained",
+        "hard_bounced",
+    ]
+
+
+def contact_ledger(
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    contact: str,
+    contacts: pl.LazyFrame | None = None,
+) -> pl.DataFrame:
+    """The ledger of one contact, in time order (rows that add nothing included)."""
+    mine = events.filter(pl.col(CONTACT) == contact)
+    theirs = contacts.filter(pl.col(CONTACT) == contact) if contacts is not None else None
+    return (
+        ledger(mine, rules, as_of, theirs)
+        .sort(
+            [pl.col(TIMESTAMP).is_null(), TIMESTAMP, "rule", "event_id", "campaign_id", "url"],
+            nulls_last=True,
+        )
+        .collect()
+    )

@@ -1,0 +1,367 @@
+"""The rules file: point rules, resets, decay and grades (SPEC section 3), validated with pydantic.
+
+Every field is checked when the file is loaded (unknown keys, types, durations, the SQL of
+``where``); columns named in ``where`` and ``unique_by`` are checked against the events once
+their schema is known (``check_columns``). Every message names ``file:line: field``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
+
+from engscore.durations import Duration
+from engscore.errors import ConfigError
+from engscore.schema import CANONICAL_EVENT_TYPES
+from engscore.yamlconf import LocatedYaml, load_yaml, parse_yaml, validate_model
+
+DEFAULT_ENGAGED_EVENTS = ("open", "click", "reply", "page_view", "form_submit", "purchase")
+DEFAULT_GROUP = "engagement"
+DEFAULT_PROFILE_GROUP = "fit"
+_GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _parse_duration(value: Any) -> Duration:
+    if isinstance(value, Duration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration; write it like 90d, 2w, 6m or 1y")
+    return Duration.parse(value)
+
+
+DurationField = Annotated[Duration, PlainValidator(_parse_duration), PlainSerializer(str)]
+
+
+def normalise_event_name(name: str) -> str:
+    """Event names as ingest writes them: lower-case, spaces and dashes become ``_``."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def parse_condition(text: str) -> pl.Expr:
+    """A SQL boolean expression (``url LIKE '%/pricing%'``) as a Polars expression; never eval."""
+    try:
+        return pl.sql_expr(text)
+    except Exception as exc:  # Polars raises several types for bad SQL
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"not a valid SQL condition: {reason}") from exc
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Decay(_Strict):
+    """Exponential decay of points with age."""
+
+    half_life: DurationField
+
+    @field_validator("half_life")
+    @classmethod
+    def _fixed_length(cls, value: Duration) -> Duration:
+        if not value.is_fixed:
+            raise ValueError(f"a half-life takes days or weeks (e.g. 90d, 13w), not {value}")
+        return value
+
+
+class Reset(_Strict):
+    """When a contact's points start again from zero."""
+
+    on_events: tuple[str, ...] = ()
+    after_inactive: DurationField | None = None
+
+    @field_validator("on_events", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return _event_names(value)
+
+
+def _event_names(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        return tuple(normalise_event_name(v) if isinstance(v, str) else v for v in value)
+    return value
+
+
+def _check_group(value: str) -> str:
+    if not _GROUP_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a group name; use lower-case letters, digits and _ "
+            "(it becomes the column score_<group>)"
+        )
+    return value
+
+
+class PointRule(_Strict):
+    """Points for events of a type (or types) that match an optional condition."""
+
+    name: str = Field(min_length=1)
+    event: tuple[str, ...]
+    where: str | None = None
+    points: float
+    once: bool = False
+    unique_by: tuple[str, ...] | None = None
+    cap: float | None = Field(default=None, gt=0)
+    group: str = DEFAULT_GROUP
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _events(cls, value: Any) -> Any:
+        names = _event_names(value)
+        if isinstance(names, tuple) and not names:
+            raise ValueError("name at least one event type")
+        return names
+
+    @field_validator("where")
+    @classmethod
+    def _sql(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_condition(value)
+        return value
+
+    @field_validator("unique_by", mode="before")
+    @classmethod
+    def _columns(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        return _check_group(value)
+
+    @model_validator(mode="after")
+    def _once_or_unique(self) -> PointRule:
+        if self.once and self.unique_by:
+            raise ValueError("use either once or unique_by, not both")
+        return self
+
+    @property
+    def condition(self) -> pl.Expr | None:
+        """``where`` as a Polars expression."""
+        return parse_condition(self.where) if self.where is not None else None
+
+
+class ProfileRule(_Strict):
+    """Points from a contact's attributes in the contacts file (no decay, no resets)."""
+
+    name: str = Field(min_length=1)
+    where: str
+    points: float
+    group: str = DEFAULT_PROFILE_GROUP
+
+    @field_validator("where")
+    @classmethod
+    def _sql(cls, value: str) -> str:
+        parse_condition(value)
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        return _check_group(value)
+
+    @property
+    def condition(self) -> pl.Expr:
+        """``where`` as a Polars expression."""
+        return parse_condition(self.where)
+
+
+class Rules(_Strict):
+    """A whole rules file."""
+
+    version: Literal[1] = 1
+    engaged_events: tuple[str, ...] = DEFAULT_ENGAGED_EVENTS
+    exclude_machine_opens: bool = True
+    decay: Decay | None = None
+    reset: Reset = Reset()
+    min_score: float | None = None
+    max_score: float | None = None
+    points: tuple[PointRule, ...] = ()
+    profile: tuple[ProfileRule, ...] = ()
+    grades: dict[str, float] = Field(
+        default_factory=lambda: {"hot": 150.0, "warm": 50.0, "cold": 0.0}
+    )
+
+    @field_validator("engaged_events", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return _event_names(value)
+
+    @field_validator("grades")
+    @classmethod
+    def _grades(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("name at least one grade, e.g. {hot: 150, warm: 50, cold: 0}")
+        thresholds = list(value.values())
+        if len(set(thresholds)) != len(thresholds):
+            raise ValueError("two grades have the same threshold")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rules:
+        if (
+            self.min_score is not None
+            and self.max_score is not None
+            and self.min_score > self.max_score
+        ):
+            raise ValueError(f"min_score {self.min_score} is above max_score {self.max_score}")
+        names = [r.name for r in self.points] + [r.name for r in self.profile]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rule name {duplicates[0]!r} is used twice; names must be unique")
+        return self
+
+    @property
+    def groups(self) -> list[str]:
+        """Score groups in order of first use (``score_<group>`` columns)."""
+        seen = [r.group for r in self.points] + [r.group for r in self.profile]
+        return list(dict.fromkeys(seen)) or [DEFAULT_GROUP]
+
+    @property
+    def half_life_days(self) -> float | None:
+        """The decay half-life in days, or None without decay."""
+        return self.decay.half_life.days if self.decay is not None else None
+
+    def grade_order(self) -> list[tuple[str, float]]:
+        """Grades from the highest threshold down."""
+        return sorted(self.grades.items(), key=lambda item: -item[1])
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    """Validated rules with where they came from (for messages that name file:line)."""
+
+    rules: Rules
+    doc: LocatedYaml
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        """The file name shown in messages."""
+        return self.doc.source
+
+    def where(self, *path: str | int) -> str:
+        """``file:line`` of a key path such as ``("points", 2, "where")``."""
+        return self.doc.where(path)
+
+
+DEFAULT_RULES_NAME = "default.yaml"
+
+
+def default_rules_text() -> str:
+    """The packaged default rules (identical to ``rules/default.yaml`` in the repository)."""
+    return resources.files("engscore.data").joinpath(DEFAULT_RULES_NAME).read_text("utf-8")
+
+
+def load_rules(path: Path | None = None) -> RulesFile:
+    """Load and validate a rules file; None loads the packaged default rules."""
+    doc = (
+        parse_yaml(default_rules_text(), f"(default rules) {DEFAULT_RULES_NAME}")
+        if path is None
+        else load_yaml(path)
+    )
+    return rules_from_doc(doc)
+
+
+def rules_from_doc(doc: LocatedYaml) -> RulesFile:
+    """Validate parsed YAML as a rules file; collect warnings (unknown event types)."""
+    if not isinstance(doc.data, dict):
+        raise ConfigError(
+            f"{doc.where(())}: a rules file is a mapping of keys (version, points...)"
+        )
+    rules = validate_model(Rules, doc)
+    warnings = []
+    canonical = set(CANONICAL_EVENT_TYPES)
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    named += [(("engaged_events", i), e) for i, e in enumerate(rules.engaged_events)]
+    named += [(("reset", "on_events", i), e) for i, e in enumerate(rules.reset.on_events)]
+    for index, rule in enumerate(rules.points):
+        names = rule.event
+        named += [(("points", index, "event"), e) for e in names]
+    for path, name in named:
+        if name not in canonical:
+            warnings.append(
+                f"{doc.where(path)}: {_dotted(path)}: {name!r} is not a canonical event type; "
+                "it matches only events ingested under that custom name"
+            )
+    return RulesFile(rules, doc, warnings)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def check_columns(rules_file: RulesFile, events_schema: pl.Schema) -> None:
+    """Check ``where`` and ``unique_by`` of the point rules against the events' columns.
+
+    Unknown columns and conditions that do not type-check (``amount LIKE 'x'``) are
+    configuration errors naming the rule's line.
+    """
+    empty = pl.DataFrame(schema=events_schema)
+    available = ", ".join(events_schema.names())
+    for index, rule in enumerate(rules_file.rules.points):
+        for column in rule.unique_by or ():
+            if column not in events_schema:
+                raise ConfigError(
+                    f"{rules_file.where('points', index, 'unique_by')}: points[{index}].unique_by: "
+                    f"unknown column {column!r} (events have: {available})"
+                )
+        if rule.condition is not None:
+            _check_condition(
+                rule.condition,
+                empty,
+                rules_file.where("points", index, "where"),
+                f"points[{index}].where",
+                "events",
+            )
+
+
+def check_profile_columns(rules_file: RulesFile, contacts_schema: pl.Schema) -> None:
+    """Check the profile rules' conditions against the contacts file's columns."""
+    empty = pl.DataFrame(schema=contacts_schema)
+    for index, rule in enumerate(rules_file.rules.profile):
+        _check_condition(
+            rule.condition,
+            empty,
+            rules_file.where("profile", index, "where"),
+            f"profile[{index}].where",
+            "the contacts file",
+        )
+
+
+def _check_condition(
+    condition: pl.Expr, empty: pl.DataFrame, where: str, field_name: str, what: str
+) -> None:
+    missing = [c for c in condition.meta.root_names() if c not in empty.columns]
+    if missing:
+        raise ConfigError(
+            f"{where}: {field_name}: unknown column {missing[0]!r} "
+            f"({what} have: {', '.join(empty.columns)})"
+        )
+    try:
+        result = empty.select(condition.alias("_condition"))
+    except Exception as exc:  # type errors surface as several Polars exception types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{where}: {field_name}: {reason}") from exc
+    if result.schema["_condition"] not in (pl.Boolean, pl.Null):
+        raise ConfigError(
+            f"{where}: {field_name}: must be a true/false condition, "
+            f"not a {result.schema['_condition']} value"
+        )
