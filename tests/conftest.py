@@ -13,3 +13,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def fixtures() -> Path:
     """The fixtures folder."""
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated example dataset (events.parquet, contacts.csv, raw_export.csv)."""
+    from helpers import load_generator
+
+    folder = tmp_path_factory.mktemp("example")
+    load_generator().main([str(folder), "--events", "20000", "--contacts", "800", "--seed", "7"])
+    return folder

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import polars as pl
 import pytest
 
 from engscore.ingest import IngestOptions, load_events
 from engscore.schema import CANONICAL_SCHEMA
-
-GENERATOR = Path(__file__).parents[1] / "examples" / "generate.py"
-
-
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generate"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_generator
 
 
 @pytest.fixture(scope="module")

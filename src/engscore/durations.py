@@ -15,7 +15,7 @@ from typing import Literal
 import polars as pl
 
 Unit = Literal["d", "w", "m", "y"]
-_PATTERN = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
+_PATTERN = re.compile(r"^\s*([0-9]+)\s*([dwmy])\s*$")
 _UNIT_NAMES = {"d": "day", "w": "week", "m": "month", "y": "year"}
 _POLARS_UNITS = {"d": "d", "w": "w", "m": "mo", "y": "y"}
 

@@ -51,12 +51,20 @@ def atomic_path(target: Path) -> Iterator[Path]:
             temporary.unlink()
 
 
-def write_frame(frame: pl.LazyFrame | pl.DataFrame, target: Path) -> None:
-    """Write a frame to ``target`` (.parquet or .csv) atomically, streaming when lazy."""
+def write_frame(
+    frame: pl.LazyFrame | pl.DataFrame, target: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a frame to ``target`` (.parquet or .csv) atomically, streaming when lazy.
+
+    ``metadata`` goes into a Parquet file's key-value metadata (CSV has nowhere to keep it).
+    """
     fmt = output_format(target)
     with atomic_path(target) as temporary:
         try:
-            if isinstance(frame, pl.LazyFrame):
+            if metadata and fmt == "parquet":
+                collected = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+                collected.write_parquet(temporary, metadata=metadata)
+            elif isinstance(frame, pl.LazyFrame):
                 if fmt == "parquet":
                     frame.sink_parquet(temporary, engine="streaming")
                 else:

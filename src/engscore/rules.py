@@ -18,15 +18,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     PlainSerializer,
     PlainValidator,
+    Strict,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from engscore.durations import Duration
 from engscore.errors import ConfigError
-from engscore.schema import CANONICAL_EVENT_TYPES
+from engscore.schema import CANONICAL_EVENT_TYPES, CANONICAL_SCHEMA
 from engscore.yamlconf import LocatedYaml, load_yaml, parse_yaml, validate_model
 
 DEFAULT_ENGAGED_EVENTS = ("open", "click", "reply", "page_view", "form_submit", "purchase")
@@ -43,6 +46,9 @@ def _parse_duration(value: Any) -> Duration:
     return Duration.parse(value)
 
 
+#: A number written as a number: not ``yes`` (YAML's true), not ``.nan`` or ``.inf``.
+Number = Annotated[FiniteFloat, Strict()]
+
 DurationField = Annotated[Duration, PlainValidator(_parse_duration), PlainSerializer(str)]
 
 
@@ -54,10 +60,13 @@ def normalise_event_name(name: str) -> str:
 def parse_condition(text: str) -> pl.Expr:
     """A SQL boolean expression (``url LIKE '%/pricing%'``) as a Polars expression; never eval."""
     try:
-        return pl.sql_expr(text)
+        expr = pl.sql_expr(text)
     except Exception as exc:  # Polars raises several types for bad SQL
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"not a valid SQL condition: {reason}") from exc
+    if any(name.startswith("_POLARS_") for name in expr.meta.root_names()):
+        raise ValueError("subqueries are not supported; compare the row's own columns")
+    return expr
 
 
 class _Strict(BaseModel):
@@ -112,10 +121,10 @@ class PointRule(_Strict):
     name: str = Field(min_length=1)
     event: tuple[str, ...]
     where: str | None = None
-    points: float
+    points: Number
     once: bool = False
     unique_by: tuple[str, ...] | None = None
-    cap: float | None = Field(default=None, gt=0)
+    cap: Number | None = Field(default=None, gt=0)
     group: str = DEFAULT_GROUP
 
     @field_validator("event", mode="before")
@@ -160,7 +169,7 @@ class ProfileRule(_Strict):
 
     name: str = Field(min_length=1)
     where: str
-    points: float
+    points: Number
     group: str = DEFAULT_PROFILE_GROUP
 
     @field_validator("where")
@@ -188,11 +197,11 @@ class Rules(_Strict):
     exclude_machine_opens: bool = True
     decay: Decay | None = None
     reset: Reset = Reset()
-    min_score: float | None = None
-    max_score: float | None = None
+    min_score: Number | None = None
+    max_score: Number | None = None
     points: tuple[PointRule, ...] = ()
     profile: tuple[ProfileRule, ...] = ()
-    grades: dict[str, float] = Field(
+    grades: dict[str, Number] = Field(
         default_factory=lambda: {"hot": 150.0, "warm": 50.0, "cold": 0.0}
     )
 
@@ -211,19 +220,13 @@ class Rules(_Strict):
             raise ValueError("two grades have the same threshold")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Rules:
-        if (
-            self.min_score is not None
-            and self.max_score is not None
-            and self.min_score > self.max_score
-        ):
-            raise ValueError(f"min_score {self.min_score} is above max_score {self.max_score}")
-        names = [r.name for r in self.points] + [r.name for r in self.profile]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"rule name {duplicates[0]!r} is used twice; names must be unique")
-        return self
+    @field_validator("max_score")
+    @classmethod
+    def _above_min(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min_score")
+        if value is not None and low is not None and low > value:
+            raise ValueError(f"min_score {low:g} is above max_score {value:g}")
+        return value
 
     @property
     def groups(self) -> list[str]:
@@ -284,6 +287,16 @@ def rules_from_doc(doc: LocatedYaml) -> RulesFile:
             f"{doc.where(())}: a rules file is a mapping of keys (version, points...)"
         )
     rules = validate_model(Rules, doc)
+    seen: set[str] = set()
+    named_rules = [("points", i, r.name) for i, r in enumerate(rules.points)]
+    named_rules += [("profile", i, r.name) for i, r in enumerate(rules.profile)]
+    for key, index, name in named_rules:
+        if name in seen:
+            raise ConfigError(
+                f"{doc.where((key, index, 'name'))}: {key}[{index}].name: rule name {name!r} "
+                "is used twice; names must be unique"
+            )
+        seen.add(name)
     warnings = []
     canonical = set(CANONICAL_EVENT_TYPES)
     named: list[tuple[tuple[str | int, ...], str]] = []
@@ -329,7 +342,7 @@ def check_columns(rules_file: RulesFile, events_schema: pl.Schema) -> None:
                 empty,
                 rules_file.where("points", index, "where"),
                 f"points[{index}].where",
-                "events",
+                "events have",
             )
 
 
@@ -342,7 +355,7 @@ def check_profile_columns(rules_file: RulesFile, contacts_schema: pl.Schema) -> 
             empty,
             rules_file.where("profile", index, "where"),
             f"profile[{index}].where",
-            "the contacts file",
+            "the contacts file has",
         )
 
 
@@ -353,7 +366,7 @@ def _check_condition(
     if missing:
         raise ConfigError(
             f"{where}: {field_name}: unknown column {missing[0]!r} "
-            f"({what} have: {', '.join(empty.columns)})"
+            f"({what}: {', '.join(empty.columns)})"
         )
     try:
         result = empty.select(condition.alias("_condition"))
@@ -365,3 +378,23 @@ def _check_condition(
             f"{where}: {field_name}: must be a true/false condition, "
             f"not a {result.schema['_condition']} value"
         )
+
+
+def canonical_column_warnings(rules_file: RulesFile) -> list[str]:
+    """Columns named in point rules that are not canonical event columns.
+
+    Without events to check against they may still be fine (other input columns are kept),
+    so ``engscore rules validate`` warns instead of failing.
+    """
+    notes = []
+    for index, rule in enumerate(rules_file.rules.points):
+        named: list[tuple[str, str]] = [("unique_by", c) for c in rule.unique_by or ()]
+        if rule.condition is not None:
+            named += [("where", c) for c in rule.condition.meta.root_names()]
+        for key, column in named:
+            if column not in CANONICAL_SCHEMA:
+                notes.append(
+                    f"{rules_file.where('points', index, key)}: points[{index}].{key}: "
+                    f"{column!r} is not a canonical column; your events must have it"
+                )
+    return notes

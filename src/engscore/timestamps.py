@@ -9,6 +9,8 @@ ambiguous.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -121,3 +123,24 @@ def to_utc(column: pl.Expr, dtype: pl.DataType, timezone: str = "UTC") -> pl.Exp
     if isinstance(dtype, pl.Null):
         return column.cast(TIMESTAMP_DTYPE)
     return parse_string(column.cast(pl.String), timezone)
+
+
+def parse_instant(text: str, timezone: str = "UTC", what: str = "--as-of") -> datetime:
+    """An instant given on the command line (``--as-of``): ISO 8601 date or date-time.
+
+    ``2026-11-01`` is midnight; a value without ``Z`` or an offset is read in ``timezone``.
+    The result is in UTC, truncated to microseconds like the events.
+    """
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{what}: {text!r} is not a date or time; use ISO 8601 such as 2026-11-01 "
+            "or 2026-11-01T06:00:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        offset = _fixed_offset(check_timezone(timezone))
+        zone = dt_timezone(timedelta(minutes=offset)) if offset is not None else ZoneInfo(timezone)
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)

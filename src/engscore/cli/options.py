@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from engscore.ingest import IngestOptions, OnError
 from engscore.presets import PRESET_NAMES
+from engscore.timestamps import parse_instant
 from engscore.ui import LogFormat
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")]
@@ -70,3 +72,28 @@ def ingest_options(
         encoding=encoding,
         machine_open_seconds=machine_open_window,
     )
+
+
+RulesOpt = Annotated[
+    Path | None,
+    typer.Option("--rules", "-r", help="Rules file (YAML); default: the packaged default rules."),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Score as of this instant (ISO 8601, e.g. 2026-11-01 or 2026-11-01T06:00:00Z; "
+        "naive values in --timezone). Default: now.",
+    ),
+]
+ContactsOpt = Annotated[
+    Path | None,
+    typer.Option("--contacts", help="Contacts file (contact_id or email + attributes)."),
+]
+
+
+def as_of_instant(text: str | None, timezone: str | None) -> datetime:
+    """``--as-of`` as a UTC instant; default now, to the second (printed so runs can repeat)."""
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    return parse_instant(text, timezone or "UTC")

@@ -1,0 +1,188 @@
+"""``engscore score`` and ``engscore explain``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engscore.cli import app, handle_errors, reporter
+from engscore.cli.options import (
+    AsOfOpt,
+    ContactsOpt,
+    DebugOpt,
+    EncodingOpt,
+    EventsArg,
+    LogFormatOpt,
+    MachineWindowOpt,
+    MappingOpt,
+    OnErrorOpt,
+    PresetOpt,
+    QuietOpt,
+    RulesOpt,
+    TimezoneOpt,
+    as_of_instant,
+    ingest_options,
+)
+from engscore.explain import Explanation, explain_contact
+from engscore.points import STATUS_TEXT
+from engscore.score import ScoreRequest, ScoreSummary, prepare_scoring, run_score
+from engscore.ui import human_int
+
+
+@app.command("score")
+@handle_errors
+def score_command(
+    events: EventsArg,
+    rules: RulesOpt = None,
+    as_of: AsOfOpt = None,
+    contacts: ContactsOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Scores file (.parquet or .csv).")
+    ] = Path("scores.parquet"),
+    preset: PresetOpt = "auto",
+    timezone: TimezoneOpt = None,
+    mapping: MappingOpt = None,
+    on_error: OnErrorOpt = "fail",
+    encoding: EncodingOpt = "utf-8",
+    machine_open_window: MachineWindowOpt = 2.0,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = "text",
+    debug: DebugOpt = False,
+) -> None:
+    """Apply point rules to events: one row per contact with score, groups and grade."""
+    request = ScoreRequest(
+        events=events,
+        as_of=as_of_instant(as_of, timezone),
+        rules_path=rules,
+        contacts_path=contacts,
+        ingest=ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window),
+    )
+    with reporter().step(f"scoring {len(events)} input(s)"):
+        summary = run_score(request, output)
+    render_score_summary(summary)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def render_score_summary(summary: ScoreSummary) -> None:
+    """Warnings, then contacts, grade counts and score percentiles."""
+    out = reporter()
+    for note in summary.warnings:
+        out.warning(note)
+    as_of = summary.as_of.isoformat().replace("+00:00", "Z")
+    rows = [
+        ("as of", as_of),
+        ("rules", summary.rules),
+        ("contacts", human_int(summary.contacts)),
+    ]
+    for name, count in summary.grades:
+        share = f" ({count / summary.contacts:.0%})" if summary.contacts else ""
+        rows.append((f"  {name}", human_int(count) + share))
+    if summary.mean is not None:
+        rows.append(("mean score", _number(summary.mean)))
+    rows += [(f"score {key}", _number(value)) for key, value in summary.percentiles.items()]
+    out.table(
+        f"Scored into {summary.output}",
+        rows,
+        output=str(summary.output),
+        as_of=as_of,
+        contacts=summary.contacts,
+        grades=dict(summary.grades),
+        mean=summary.mean,
+        percentiles=summary.percentiles,
+    )
+
+
+Format = Literal["text", "json"]
+
+
+@app.command("explain")
+@handle_errors
+def explain_command(
+    contact: Annotated[str, typer.Argument(help="Contact id or e-mail address.")],
+    events: EventsArg,
+    rules: RulesOpt = None,
+    as_of: AsOfOpt = None,
+    contacts: ContactsOpt = None,
+    output_format: Annotated[
+        Format, typer.Option("--format", help="text (a table) or json (for machines).")
+    ] = "text",
+    preset: PresetOpt = "auto",
+    timezone: TimezoneOpt = None,
+    mapping: MappingOpt = None,
+    on_error: OnErrorOpt = "fail",
+    encoding: EncodingOpt = "utf-8",
+    machine_open_window: MachineWindowOpt = 2.0,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = "text",
+    debug: DebugOpt = False,
+) -> None:
+    """The point ledger of one contact: every matching event, what it earned and why."""
+    request = ScoreRequest(
+        events=events,
+        as_of=as_of_instant(as_of, timezone),
+        rules_path=rules,
+        contacts_path=contacts,
+        ingest=ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window),
+    )
+    prepared = prepare_scoring(request)
+    for note in prepared.warnings:
+        reporter().warning(note)
+    explanation = explain_contact(prepared, contact)
+    if output_format == "json":
+        sys.stdout.write(json.dumps(explanation.to_json(), indent=2) + "\n")
+    else:
+        render_explanation(explanation)
+    if not explanation.found:
+        reporter().warning(f"{explanation.contact_id}: no events at or before the as-of instant")
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value:+,.4f}"
+
+
+def render_explanation(explanation: Explanation) -> None:
+    """The ledger as a table on stdout, then the group totals and the score."""
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=160)
+    as_of = explanation.as_of.isoformat().replace("+00:00", "Z")
+    table = Table(
+        title=f"{explanation.contact_id} as of {as_of} ({explanation.rules})",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("time (UTC)", "left"),
+        ("event", "left"),
+        ("rule", "left"),
+        ("raw", "right"),
+        ("decay", "right"),
+        ("points", "right"),
+        ("note", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for line in explanation.lines.iter_rows(named=True):
+        stamp = line["timestamp"]
+        detail = line["url"] or line["campaign_id"] or ""
+        event = f"{line['event_type'] or ''} {detail}".strip()
+        table.add_row(
+            f"{stamp:%Y-%m-%d %H:%M:%S}" if stamp else "",
+            event,
+            f"{line['rule']} ({line['group']})",
+            _points(line["raw_points"]),
+            "" if line["decay_factor"] is None else f"{line['decay_factor']:.4f}",
+            _points(line["points"]),
+            STATUS_TEXT.get(line["status"], line["status"]),
+        )
+    if explanation.clamp:
+        table.add_row("", "", "min/max score", "", "", _points(explanation.clamp), "clamp")
+    console.print(table)
+    groups = ", ".join(f"score_{g} {v:,.4f}" for g, v in explanation.groups.items())
+    grade = f", grade {explanation.grade}" if explanation.grade else ""
+    console.print(f"score {explanation.score:,.4f}{grade} ({groups})", markup=False)

@@ -1,0 +1,195 @@
+"""``engscore score``: events + rules (+ contacts) -> one scores row per contact.
+
+The I/O edge around the engine in ``points``: load and check the rules against the events'
+columns, load the contacts file, collect the lazy scoring query once, write it atomically and
+summarise it for the terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from engscore.contacts import contacts_schema, load_contacts
+from engscore.errors import DataError
+from engscore.ingest import FileReport, IngestOptions, load_events
+from engscore.outputs import output_format, write_frame
+from engscore.points import score_contacts
+from engscore.readers import first_line
+from engscore.rules import (
+    RulesFile,
+    canonical_column_warnings,
+    check_columns,
+    check_profile_columns,
+    load_rules,
+)
+from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
+
+#: Parquet metadata of a scores file: what produced it (read back by later commands).
+SCORES_METADATA_KEY = b"engscore.scores"
+PERCENTILES = (0.10, 0.25, 0.50, 0.75, 0.90, 0.99)
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What to score: inputs, how to read them, rules, ``as_of`` and an optional contacts file."""
+
+    events: list[str]
+    as_of: datetime
+    rules_path: Path | None = None
+    contacts_path: Path | None = None
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+
+
+@dataclass
+class PreparedScoring:
+    """Everything the engine needs, checked: rules, lazy events and contacts."""
+
+    request: ScoreRequest
+    rules_file: RulesFile
+    events: pl.LazyFrame
+    contacts: pl.LazyFrame | None
+    files: list[FileReport]
+    rows_rejected: int
+    warnings: list[str]
+
+
+def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
+    """Load and check rules, events and contacts; nothing is computed yet.
+
+    Rules are loaded first so a bad rules file fails before any data is read.
+    """
+    rules_file = load_rules(request.rules_path)
+    warnings = list(rules_file.warnings)
+    loaded = load_events(request.events, request.ingest)
+    warnings += loaded.warnings
+    events = loaded.events
+    check_columns(rules_file, events.collect_schema())
+    contacts = None
+    if request.contacts_path is not None:
+        contacts = load_contacts(request.contacts_path)
+        check_profile_columns(rules_file, contacts_schema(contacts, request.contacts_path))
+        if not rules_file.rules.profile:
+            warnings.append(
+                f"{request.contacts_path}: the rules have no profile rules; "
+                "the contacts file adds no points"
+            )
+    elif rules_file.rules.profile:
+        warnings.append(
+            f"{rules_file.source}: {len(rules_file.rules.profile)} profile rule(s) skipped: "
+            "pass --contacts FILE to score contact attributes"
+        )
+    return PreparedScoring(
+        request=request,
+        rules_file=rules_file,
+        events=events,
+        contacts=contacts,
+        files=loaded.files,
+        rows_rejected=loaded.rows_rejected,
+        warnings=warnings,
+    )
+
+
+def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
+    """Run the scoring query (one collect, streaming engine)."""
+    query = score_contacts(
+        prepared.events, prepared.rules_file.rules, prepared.request.as_of, prepared.contacts
+    )
+    try:
+        return query.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"cannot score: {first_line(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """The figures ``engscore score`` reports."""
+
+    output: Path
+    as_of: datetime
+    rules: str
+    files: list[FileReport]
+    contacts: int
+    grades: list[tuple[str, int]]
+    mean: float | None
+    percentiles: dict[str, float]
+    groups: list[str]
+    warnings: list[str]
+
+
+def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> ScoreSummary:
+    """Contacts, grade counts (highest grade first) and score percentiles."""
+    rules = prepared.rules_file.rules
+    counts = dict(scores.group_by("grade").len().iter_rows())
+    grades = [(name, int(counts.get(name, 0))) for name, _ in rules.grade_order()]
+    score = scores["score"]
+    percentiles = (
+        {f"p{round(q * 100)}": float(score.quantile(q, "nearest") or 0.0) for q in PERCENTILES}
+        if score.len()
+        else {}
+    )
+    mean = score.mean()
+    return ScoreSummary(
+        output=output,
+        as_of=prepared.request.as_of,
+        rules=prepared.rules_file.source,
+        files=prepared.files,
+        contacts=scores.height,
+        grades=grades,
+        mean=float(mean) if isinstance(mean, int | float) else None,
+        percentiles=percentiles,
+        groups=rules.groups,
+        warnings=prepared.warnings,
+    )
+
+
+def scores_metadata(prepared: PreparedScoring) -> dict[str, str]:
+    """Provenance stored in a Parquet scores file."""
+    return {
+        SCORES_METADATA_KEY.decode(): "1",
+        "engscore.as_of": prepared.request.as_of.isoformat().replace("+00:00", "Z"),
+        "engscore.rules": prepared.rules_file.source,
+    }
+
+
+def run_score(request: ScoreRequest, output: Path) -> ScoreSummary:
+    """``engscore score``: score the events and write ``output`` (.parquet or .csv) atomically."""
+    output_format(output)  # a bad output name fails before any work
+    prepared = prepare_scoring(request)
+    scores = compute_scores(prepared)
+    write_frame(scores, output, metadata=scores_metadata(prepared))
+    return summarise(scores, prepared, output)
+
+
+def score_distribution(prepared: PreparedScoring) -> ThresholdSuggestion:
+    """``engscore rules suggest-thresholds``: score, then suggest warm/hot thresholds."""
+    return suggest_thresholds(compute_scores(prepared)["score"])
+
+
+@dataclass(frozen=True)
+class RulesReport:
+    """What ``engscore rules validate`` found."""
+
+    rules_file: RulesFile
+    warnings: list[str]
+
+
+def validate_rules_file(
+    path: Path, events: list[str], options: IngestOptions | None = None
+) -> RulesReport:
+    """Load a rules file; check its columns against ``events`` when given.
+
+    Without events, columns that are not canonical are warnings (other input columns are
+    kept by ingest, so they may exist); with events, they are errors.
+    """
+    rules_file = load_rules(path)
+    warnings = list(rules_file.warnings)
+    if events:
+        loaded = load_events(events, options)
+        check_columns(rules_file, loaded.events.collect_schema())
+    else:
+        warnings += canonical_column_warnings(rules_file)
+    return RulesReport(rules_file, warnings)

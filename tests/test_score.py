@@ -1,0 +1,143 @@
+"""The score stage around the engine: rules + events + contacts -> scores file and summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from engscore.errors import ConfigError, DataError
+from engscore.points import ledger
+from engscore.rules import load_rules
+from engscore.schema import CANONICAL_EVENT_TYPES
+from engscore.score import ScoreRequest, prepare_scoring, run_score, validate_rules_file
+from helpers import utc
+
+AS_OF = utc(2026, 11, 1)
+ROOT = Path(__file__).parents[1]
+B2B = ROOT / "rules" / "b2b-lead-scoring.yaml"
+
+
+def request(example_data: Path, **kwargs: object) -> ScoreRequest:
+    return ScoreRequest(events=[str(example_data / "events.parquet")], as_of=AS_OF, **kwargs)  # type: ignore[arg-type]
+
+
+def test_scores_file_has_the_spec_columns(example_data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "scores.parquet"
+    summary = run_score(request(example_data), output)
+    scores = pl.read_parquet(output)
+    expected = [
+        "contact_id",
+        "score",
+        "score_engagement",
+        "grade",
+        "first_seen_at",
+        "last_event_at",
+        "last_engaged_at",
+        "days_since_engaged",
+        *(f"n_{t}" for t in CANONICAL_EVENT_TYPES),
+        "n_machine_open",
+        "unsubscribed",
+        "complained",
+        "hard_bounced",
+    ]
+    assert scores.columns == expected
+    assert scores["contact_id"].is_sorted() and scores["contact_id"].n_unique() == scores.height
+    assert summary.contacts == scores.height
+    assert sum(n for _, n in summary.grades) == scores.height
+    assert [g for g, _ in summary.grades] == ["hot", "warm", "cold"]
+    assert set(summary.percentiles) == {"p10", "p25", "p50", "p75", "p90", "p99"}
+    metadata = pq.read_metadata(output).metadata
+    assert metadata[b"engscore.as_of"] == b"2026-11-01T00:00:00Z"
+
+
+def test_sensible_grades_on_example_data(example_data: Path, tmp_path: Path) -> None:
+    summary = run_score(request(example_data), tmp_path / "s.parquet")
+    grades = dict(summary.grades)
+    # A real list: a few hot contacts, more warm ones, most cold.
+    assert 0 < grades["hot"] < grades["warm"] < grades["cold"]
+
+
+def test_same_inputs_give_identical_files(example_data: Path, tmp_path: Path) -> None:
+    for name in ("a.parquet", "b.parquet", "a.csv", "b.csv"):
+        run_score(request(example_data), tmp_path / name)
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_ledger_adds_up_to_every_score(example_data: Path, tmp_path: Path) -> None:
+    # The same ledger `explain` shows, summed per contact, plus the clamp, is the score.
+    output = tmp_path / "scores.parquet"
+    run_score(request(example_data), output)
+    prepared = prepare_scoring(request(example_data))
+    rules = prepared.rules_file.rules
+    sums = (
+        ledger(prepared.events, rules, AS_OF)
+        .group_by("contact_id")
+        .agg(ledger_total=pl.col("points").sum())
+        .collect()
+    )
+    scores = pl.read_parquet(output).join(sums, on="contact_id", how="left")
+    unclamped = scores["ledger_total"].fill_null(0.0)
+    clamped = unclamped.clip(rules.min_score, rules.max_score)
+    assert (clamped - scores["score"]).abs().max() < 1e-9  # type: ignore[operator]
+
+
+def test_profile_rules_score_the_contacts_file(example_data: Path, tmp_path: Path) -> None:
+    run_score(
+        request(example_data, rules_path=B2B, contacts_path=example_data / "contacts.csv"),
+        tmp_path / "s.parquet",
+    )
+    scores = pl.read_parquet(tmp_path / "s.parquet")
+    assert {"score_engagement", "score_fit"} <= set(scores.columns)
+    assert scores["score_fit"].max() > 0  # type: ignore[operator]
+    rules = load_rules(B2B).rules
+    total = (scores["score_engagement"] + scores["score_fit"]).clip(
+        rules.min_score, rules.max_score
+    )
+    assert (total - scores["score"]).abs().max() < 1e-9  # type: ignore[operator]
+
+
+def test_profile_rules_without_contacts_warn(example_data: Path) -> None:
+    prepared = prepare_scoring(request(example_data, rules_path=B2B))
+    assert any("pass --contacts FILE" in w for w in prepared.warnings)
+
+
+def test_unknown_column_in_where_names_the_rule_line(example_data: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "points:\n  - name: pricing\n    event: page_view\n    where: \"urll LIKE '%x%'\"\n"
+        "    points: 5\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"rules.yaml:4: points\[0\].where: unknown column 'urll'"
+    ):
+        prepare_scoring(request(example_data, rules_path=rules))
+
+
+def test_bad_rules_fail_before_reading_events(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("pointz: []\n")
+    missing = ScoreRequest(events=[str(tmp_path / "nope.csv")], as_of=AS_OF, rules_path=rules)
+    with pytest.raises(ConfigError, match="rules.yaml:1: pointz: unknown key"):
+        prepare_scoring(missing)
+
+
+def test_contacts_file_without_a_key_column(example_data: Path, tmp_path: Path) -> None:
+    contacts = tmp_path / "people.csv"
+    contacts.write_text("name,country\nann,FR\n")
+    with pytest.raises(DataError, match="people.csv: no contact key column"):
+        prepare_scoring(request(example_data, rules_path=B2B, contacts_path=contacts))
+
+
+def test_validate_warns_on_non_canonical_columns(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "points:\n  - name: vip\n    event: purchase\n    where: \"tier = 'gold'\"\n    points: 5\n"
+    )
+    report = validate_rules_file(rules, [])
+    assert report.warnings == [
+        f"{rules}:4: points[0].where: 'tier' is not a canonical column; your events must have it"
+    ]
