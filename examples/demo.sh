@@ -22,12 +22,20 @@ echo
 echo "== ingesting the generated events"
 "$engscore" ingest "$out/data/events.parquet" -o "$out/events.parquet"
 
-if "$engscore" score --help >/dev/null 2>&1; then
-  echo
-  echo "== scoring with the default rules"
-  "$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z \
-    --contacts "$out/data/contacts.csv" -o "$out/scores.parquet"
-fi
+echo
+echo "== scoring with the default rules (rules/default.yaml)"
+"$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z -o "$out/scores.parquet"
+
+echo
+echo "== B2B lead scoring: engagement + fit from the contacts file (rules/b2b-lead-scoring.yaml)"
+"$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z \
+  -r rules/b2b-lead-scoring.yaml --contacts "$out/data/contacts.csv" -o "$out/lead_scores.csv"
+
+echo
+top=$("$bin/python" -c "import polars as pl; print(pl.read_parquet('$out/scores.parquet').sort(['score', 'contact_id'], descending=[True, False])['contact_id'][0])")
+echo "== explaining the top contact's score: $out/explain_top_contact.json"
+"$engscore" explain "$top" "$out/events.parquet" --as-of 2026-11-01T00:00:00Z --format json \
+  > "$out/explain_top_contact.json"
 
 echo
 echo "Outputs in $out/:"
