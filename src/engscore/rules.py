@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     FiniteFloat,
@@ -189,6 +191,83 @@ class ProfileRule(_Strict):
         return parse_condition(self.where)
 
 
+def _score_range(value: Any) -> Any:
+    """``4``, ``"4-5"`` or ``[4, 5]`` -> ``(4, 5)``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*-\s*[0-9]+\s*", value):
+        low, high = (int(part) for part in value.split("-"))
+        return (low, high)
+    if isinstance(value, list) and len(value) == 2:
+        return tuple(value)
+    raise ValueError(f'{value!r} is not a score range; write 4, "3-5" or [3, 5]')
+
+
+ScoreRange = Annotated[tuple[int, int], BeforeValidator(_score_range)]
+
+
+class RfmSegment(_Strict):
+    """One named segment of the RFM map: the (R, F, M) boxes it covers (ranges inclusive)."""
+
+    name: str = Field(min_length=1)
+    r: ScoreRange
+    f: ScoreRange
+    m: ScoreRange | None = None  # None: every M score
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RfmSegment:
+        for key in ("r", "f", "m"):
+            span = getattr(self, key)
+            if span is not None and (span[0] > span[1] or span[0] < 1):
+                raise ValueError(f"{key}: {span[0]}-{span[1]} is not a range of scores from 1 up")
+        return self
+
+
+class Rfm(_Strict):
+    """RFM on purchase events (recency, frequency, monetary value)."""
+
+    purchase_events: tuple[str, ...] = ("purchase",)
+    amount_column: str = "amount"
+    #: Count distinct values of this column as orders (e.g. an order id); None counts events.
+    order_id_column: str | None = None
+    monetary: Literal["sum", "mean"] = "sum"
+    bins: Literal[3, 4, 5] = 5
+    #: The named segment map; None uses the built-in map (``engscore.rfm``).
+    segments: tuple[RfmSegment, ...] | None = None
+
+    @field_validator("purchase_events", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return _event_names(value)
+
+
+class Status(_Strict):
+    """Inactivity thresholds (time since the last engagement) and the related flags."""
+
+    at_risk_after: DurationField = Duration(3, "m")
+    inactive_after: DurationField = Duration(6, "m")
+    lapsed_after: DurationField = Duration(12, "m")
+    #: Seasonal: engaged or bought within this window around the same day one year earlier.
+    seasonal_window: DurationField = Duration(30, "d")
+    #: Unengaged (Klaviyo style): at least this many deliveries in the window, no open or click.
+    unengaged_deliveries: int = Field(default=5, ge=1)
+    unengaged_window: DurationField = Duration(180, "d")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Status:
+        reference = datetime(2001, 1, 31, tzinfo=UTC)
+        steps = [self.at_risk_after, self.inactive_after, self.lapsed_after]
+        ends = [step.add_to(reference) for step in steps]
+        if not ends[0] < ends[1] < ends[2]:
+            raise ValueError(
+                "thresholds must increase: at_risk_after < inactive_after < lapsed_after "
+                f"(got {', '.join(str(step) for step in steps)})"
+            )
+        return self
+
+
 class Rules(_Strict):
     """A whole rules file."""
 
@@ -204,6 +283,8 @@ class Rules(_Strict):
     grades: dict[str, Number] = Field(
         default_factory=lambda: {"hot": 150.0, "warm": 50.0, "cold": 0.0}
     )
+    rfm: Rfm = Rfm()
+    status: Status = Status()
 
     @field_validator("engaged_events", mode="before")
     @classmethod
