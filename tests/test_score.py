@@ -37,11 +37,21 @@ def test_scores_file_has_the_spec_columns(example_data: Path, tmp_path: Path) ->
         "last_event_at",
         "last_engaged_at",
         "days_since_engaged",
+        "status",
+        "seasonal",
+        "unengaged",
         *(f"n_{t}" for t in CANONICAL_EVENT_TYPES),
         "n_machine_open",
         "unsubscribed",
         "complained",
         "hard_bounced",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "r",
+        "f",
+        "m",
+        "rfm_segment",
     ]
     assert scores.columns == expected
     assert scores["contact_id"].is_sorted() and scores["contact_id"].n_unique() == scores.height

@@ -200,7 +200,7 @@ def _score_range(value: Any) -> Any:
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*-\s*[0-9]+\s*", value):
         low, high = (int(part) for part in value.split("-"))
         return (low, high)
-    if isinstance(value, list) and len(value) == 2:
+    if isinstance(value, list | tuple) and len(value) == 2:
         return tuple(value)
     raise ValueError(f'{value!r} is not a score range; write 4, "3-5" or [3, 5]')
 
@@ -378,6 +378,18 @@ def rules_from_doc(doc: LocatedYaml) -> RulesFile:
                 "is used twice; names must be unique"
             )
         seen.add(name)
+    if rules.rfm.segments is not None:
+        # Imported here: the RFM module itself builds on these models.
+        from engscore.rfm import check_segment_map
+
+        problems = check_segment_map(rules.rfm.segments, rules.rfm.bins)
+        if problems:
+            index, problem = problems[0]
+            if index < 0:  # the map as a whole (cells nobody covers)
+                raise ConfigError(f"{doc.where(('rfm', 'segments'))}: rfm.segments: {problem}")
+            raise ConfigError(
+                f"{doc.where(('rfm', 'segments', index))}: rfm.segments[{index}]: {problem}"
+            )
     warnings = []
     canonical = set(CANONICAL_EVENT_TYPES)
     named: list[tuple[tuple[str | int, ...], str]] = []
@@ -410,6 +422,14 @@ def check_columns(rules_file: RulesFile, events_schema: pl.Schema) -> None:
     """
     empty = pl.DataFrame(schema=events_schema)
     available = ", ".join(events_schema.names())
+    rfm = rules_file.rules.rfm
+    for key in ("amount_column", "order_id_column"):
+        column = getattr(rfm, key)
+        if column is not None and column not in events_schema:
+            raise ConfigError(
+                f"{rules_file.where('rfm', key)}: rfm.{key}: unknown column {column!r} "
+                f"(events have: {available})"
+            )
     for index, rule in enumerate(rules_file.rules.points):
         for column in rule.unique_by or ():
             if column not in events_schema:

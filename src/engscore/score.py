@@ -17,15 +17,18 @@ from engscore.contacts import contacts_schema, load_contacts
 from engscore.errors import DataError
 from engscore.ingest import FileReport, IngestOptions, load_events
 from engscore.outputs import output_format, write_frame
-from engscore.points import score_contacts
+from engscore.points import CONTACT, score_contacts
 from engscore.readers import first_line
+from engscore.rfm import rfm_scores
 from engscore.rules import (
+    Rules,
     RulesFile,
     canonical_column_warnings,
     check_columns,
     check_profile_columns,
     load_rules,
 )
+from engscore.status import STATUSES, contact_status
 from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
 
 #: Parquet metadata of a scores file: what produced it (read back by later commands).
@@ -93,9 +96,34 @@ def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
     )
 
 
+def scores_query(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """The scores file as one lazy query: points, inactivity status and RFM per contact.
+
+    Columns follow SPEC section 5: the points columns, then ``status``, ``seasonal`` and
+    ``unengaged`` after ``days_since_engaged``, and the RFM columns at the end (null for
+    contacts who never bought). Sorted by ``contact_id``.
+    """
+    points = score_contacts(events, rules, as_of, contacts)
+    status = contact_status(events, rules, as_of)
+    rfm = rfm_scores(events, rules.rfm, as_of)
+    columns = points.collect_schema().names()
+    at = columns.index("days_since_engaged") + 1
+    status_columns = [c for c in status.collect_schema().names() if c != CONTACT]
+    rfm_columns = [c for c in rfm.collect_schema().names() if c != CONTACT]
+    order = [*columns[:at], *status_columns, *columns[at:], *rfm_columns]
+    return (
+        points.join(status, on=CONTACT, how="left")
+        .join(rfm, on=CONTACT, how="left")
+        .select(order)
+        .sort(CONTACT)
+    )
+
+
 def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
     """Run the scoring query (one collect, streaming engine)."""
-    query = score_contacts(
+    query = scores_query(
         prepared.events, prepared.rules_file.rules, prepared.request.as_of, prepared.contacts
     )
     try:
@@ -114,6 +142,8 @@ class ScoreSummary:
     files: list[FileReport]
     contacts: int
     grades: list[tuple[str, int]]
+    statuses: list[tuple[str, int]]
+    buyers: int
     mean: float | None
     percentiles: dict[str, float]
     groups: list[str]
@@ -125,6 +155,8 @@ def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> 
     rules = prepared.rules_file.rules
     counts = dict(scores.group_by("grade").len().iter_rows())
     grades = [(name, int(counts.get(name, 0))) for name, _ in rules.grade_order()]
+    by_status = dict(scores.group_by("status").len().iter_rows())
+    statuses = [(name, int(by_status.get(name, 0))) for name in STATUSES]
     score = scores["score"]
     percentiles = (
         {f"p{round(q * 100)}": float(score.quantile(q, "nearest") or 0.0) for q in PERCENTILES}
@@ -139,6 +171,8 @@ def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> 
         files=prepared.files,
         contacts=scores.height,
         grades=grades,
+        statuses=statuses,
+        buyers=int(scores["r"].is_not_null().sum()),
         mean=float(mean) if isinstance(mean, int | float) else None,
         percentiles=percentiles,
         groups=rules.groups,

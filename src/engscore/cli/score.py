@@ -83,9 +83,15 @@ def render_score_summary(summary: ScoreSummary) -> None:
         ("rules", summary.rules),
         ("contacts", human_int(summary.contacts)),
     ]
+    rows.append(("by grade", ""))
     for name, count in summary.grades:
         share = f" ({count / summary.contacts:.0%})" if summary.contacts else ""
         rows.append((f"  {name}", human_int(count) + share))
+    rows.append(("by status", ""))
+    for name, count in summary.statuses:
+        share = f" ({count / summary.contacts:.0%})" if summary.contacts else ""
+        rows.append((f"  {name.replace('_', ' ')}", human_int(count) + share))
+    rows.append(("buyers (RFM scored)", human_int(summary.buyers)))
     if summary.mean is not None:
         rows.append(("mean score", _number(summary.mean)))
     rows += [(f"score {key}", _number(value)) for key, value in summary.percentiles.items()]
@@ -96,6 +102,8 @@ def render_score_summary(summary: ScoreSummary) -> None:
         as_of=as_of,
         contacts=summary.contacts,
         grades=dict(summary.grades),
+        statuses=dict(summary.statuses),
+        buyers=summary.buyers,
         mean=summary.mean,
         percentiles=summary.percentiles,
     )
