@@ -27,6 +27,10 @@ echo "== scoring with the default rules (rules/default.yaml)"
 "$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z -o "$out/scores.parquet"
 
 echo
+echo "== segments ready to re-import (built-in playbook + inactive for 6 months)"
+"$engscore" segment --scores "$out/scores.parquet" --inactive 6m -o "$out/segments"
+
+echo
 echo "== B2B lead scoring: engagement + fit from the contacts file (rules/b2b-lead-scoring.yaml)"
 "$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z \
   -r rules/b2b-lead-scoring.yaml --contacts "$out/data/contacts.csv" -o "$out/lead_scores.csv"
@@ -40,3 +44,4 @@ echo "== explaining the top contact's score: $out/explain_top_contact.json"
 echo
 echo "Outputs in $out/:"
 find "$out" -maxdepth 1 -type f | sort | sed 's/^/  /'
+echo "  $out/segments/ (one CSV + Parquet per segment, manifest.json)"

@@ -20,6 +20,12 @@ ROOT = Path(__file__).parents[1]
 AS_OF = "2026-11-01T00:00:00Z"
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `engscore score` records its output in ./.engscore/: keep that out of the repository.
+    monkeypatch.chdir(tmp_path)
+
+
 def run(*args: str | Path) -> tuple[int, str]:
     result = runner.invoke(app, [str(a) for a in args])
     return result.exit_code, result.output

@@ -140,8 +140,9 @@ def test_decay_halves_points_every_half_life() -> None:
         ev("a", "open", AS_OF - timedelta(days=90)),  # one half-life: 5
         ev("a", "open", AS_OF - timedelta(days=180)),  # two: 2.5
         ev("b", "open", AS_OF - timedelta(days=45)),  # half a half-life: 10 * 2**-0.5
-        ev("c", "open", AS_OF - timedelta(weeks=2, hours=12)),  # half-life 2w: 14.5/14 of it
+        ev("c", "open", AS_OF - timedelta(weeks=2, hours=12)),  # age 14.5 days
     ]
+    # b: 10 * 0.5 ** (45 / 90) = 10 / sqrt(2) = 7.0710678...; c: 10 * 0.5 ** (14.5 / 90)
     check_scores(events, rules, {"a": 17.5, "b": 10 / math.sqrt(2), "c": 10 * 0.5 ** (14.5 / 90)})
     weekly = rules_of(points=[OPEN_10], decay={"half_life": "2w"})
     # c: age 14.5 days with a 14-day half-life: 10 * 0.5 ** (14.5 / 14)
@@ -499,6 +500,39 @@ def test_contact_facts() -> None:
     assert rows["a"]["score"] == 10.0
 
 
+@pytest.mark.parametrize(
+    ("lifting", "flag"),
+    [("resubscribe", "unsubscribed"), ("delivered", "hard_bounced")],
+)
+def test_a_tie_does_not_lift_unsubscribed_or_hard_bounced(lifting: str, flag: str) -> None:
+    t = utc(2024, 5, 1)
+    events = [
+        ev("a", "unsubscribe", t),
+        ev("a", "bounce", t, bounce_type="hard"),
+        ev("a", lifting, t),  # the same instant: not later
+    ]
+    assert run(events, rules_of(points=[OPEN_10]))["a"][flag] is True
+
+
+def test_events_without_optional_columns() -> None:
+    rules = rules_of(
+        points=[{"name": "opened", "event": "open", "points": 10, "once": True}],
+        reset={"on_events": ["unsubscribe"], "after_inactive": "1m"},
+    )
+    events = pl.LazyFrame(
+        {
+            "contact_id": ["a", "a", "a"],
+            "event_type": ["unsubscribe", "open", "open"],
+            "timestamp": [utc(2024, 6, 1), utc(2024, 6, 2), utc(2024, 6, 3)],
+        },
+        schema={k: CANONICAL_SCHEMA[k] for k in ("contact_id", "event_type", "timestamp")},
+    )
+    rows = score_contacts(events, rules, AS_OF).collect()
+    assert rows.select("contact_id", "score", "n_open", "hard_bounced").rows() == [
+        ("a", 10.0, 2, False)
+    ]
+
+
 # --- Property test against the reference -------------------------------------------------------
 
 START = utc(2023, 1, 1)
@@ -714,4 +748,7 @@ def test_engine_matches_reference(
         total = float(ledger["points"].sum())
         adjustment = clamp(total, rules) - total
         assert math.isclose(total + adjustment, got["score"], rel_tol=1e-12, abs_tol=1e-9)
-        assert math.isclose(total, sum(v for k, v in want.items() if k != "score"), abs_tol=1e-9)
+        by_group = dict(ledger.group_by("group").agg(pl.col("points").sum()).iter_rows())
+        for group in rules.groups:
+            value = by_group.get(group, 0.0)
+            assert math.isclose(value, want[f"score_{group}"], rel_tol=1e-12, abs_tol=1e-9)

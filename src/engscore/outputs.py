@@ -6,6 +6,8 @@ output stays untouched until the new one is complete (SPEC section 4).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,3 +122,18 @@ class ChunkWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def write_json(document: object, target: Path) -> None:
+    """Write ``document`` as indented, key-sorted JSON, atomically (deterministic bytes)."""
+    with atomic_path(target) as temporary:
+        try:
+            temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", "utf-8")
+        except OSError as exc:
+            raise DataError(f"{target}: cannot write: {exc.strerror or exc}") from exc

@@ -299,12 +299,12 @@ def contact_facts(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.Laz
         **{f"n_{t}": (human & (kind == t)).sum().cast(pl.Int64) for t in CANONICAL_EVENT_TYPES},
         n_machine_open=machine_open.sum().cast(pl.Int64),
         # A resubscribe after the last unsubscribe lifts it; a delivery after the last hard
-        # bounce proves the address works again.
+        # bounce proves the address works again. A tie keeps the flag: safer for mailing.
         unsubscribed=last_unsubscribe.is_not_null()
-        & (last_resubscribe.is_null() | (last_resubscribe < last_unsubscribe)),
+        & (last_resubscribe.is_null() | (last_resubscribe <= last_unsubscribe)),
         complained=(kind == "complaint").any(),
         hard_bounced=last_hard_bounce.is_not_null()
-        & (last_delivered.is_null() | (last_delivered < last_hard_bounce)),
+        & (last_delivered.is_null() | (last_delivered <= last_hard_bounce)),
     )
     since = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_microseconds()
     return facts.with_columns(

@@ -268,6 +268,57 @@ class Status(_Strict):
         return self
 
 
+_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SegmentDefinition(_Strict):
+    """A segment: contacts of the scores file for which ``where`` holds."""
+
+    name: str
+    where: str
+    description: str = ""
+    #: Columns to export after the contact column; None: the default export columns.
+    columns: tuple[str, ...] | None = None
+    #: A mailing segment never holds suppressed (unsubscribed, complained, hard-bounced) contacts.
+    mailing: bool = True
+    #: Rank rows: column names, ``-column`` for descending. Default: by contact.
+    order_by: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        if not _SEGMENT_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a segment name; use letters, digits, _, - and . "
+                "(it becomes a file name)"
+            )
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _sql(cls, value: str) -> str:
+        parse_condition(value)
+        return value
+
+    @field_validator("columns", "order_by", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def condition(self) -> pl.Expr:
+        """``where`` as a Polars expression."""
+        return parse_condition(self.where)
+
+
+class SegmentsFile(_Strict):
+    """A segments file of its own (``engscore segment --segments FILE``)."""
+
+    version: Literal[1] = 1
+    builtin_segments: bool = True
+    segments: tuple[SegmentDefinition, ...] = ()
+
+
 class Rules(_Strict):
     """A whole rules file."""
 
@@ -285,6 +336,9 @@ class Rules(_Strict):
     )
     rfm: Rfm = Rfm()
     status: Status = Status()
+    #: The built-in segment playbook (suppress, sunset, reactivation, ...); false turns it off.
+    builtin_segments: bool = True
+    segments: tuple[SegmentDefinition, ...] = ()
 
     @field_validator("engaged_events", mode="before")
     @classmethod

@@ -7,16 +7,20 @@ summarise it for the terminal.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from engscore import __version__
 from engscore.contacts import contacts_schema, load_contacts
 from engscore.errors import DataError
 from engscore.ingest import FileReport, IngestOptions, load_events
-from engscore.outputs import output_format, write_frame
+from engscore.outputs import output_format, sha256_file, write_frame, write_json
 from engscore.points import CONTACT, score_contacts
 from engscore.readers import first_line
 from engscore.rfm import rfm_scores
@@ -26,6 +30,7 @@ from engscore.rules import (
     canonical_column_warnings,
     check_columns,
     check_profile_columns,
+    default_rules_text,
     load_rules,
 )
 from engscore.status import STATUSES, contact_status
@@ -180,21 +185,60 @@ def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> 
     )
 
 
-def scores_metadata(prepared: PreparedScoring) -> dict[str, str]:
-    """Provenance stored in a Parquet scores file."""
+def provenance(prepared: PreparedScoring) -> dict[str, Any]:
+    """What a scores file was made from: as-of, rules (with hash), inputs (with hashes)."""
+    request = prepared.request
+    if request.rules_path is not None:
+        rules_hash = sha256_file(request.rules_path)
+    else:
+        rules_hash = hashlib.sha256(default_rules_text().encode("utf-8")).hexdigest()
+    inputs = [
+        {"path": str(f.path), "size": f.path.stat().st_size, "sha256": sha256_file(f.path)}
+        for f in prepared.files
+        if f.path.is_file()
+    ]
     return {
-        SCORES_METADATA_KEY.decode(): "1",
-        "engscore.as_of": prepared.request.as_of.isoformat().replace("+00:00", "Z"),
-        "engscore.rules": prepared.rules_file.source,
+        "as_of": format_instant(request.as_of),
+        "rules": prepared.rules_file.source,
+        "rules_sha256": rules_hash,
+        "inputs": inputs,
+        "contacts_file": str(request.contacts_path) if request.contacts_path else None,
+        "engscore_version": __version__,
     }
 
 
-def run_score(request: ScoreRequest, output: Path) -> ScoreSummary:
-    """``engscore score``: score the events and write ``output`` (.parquet or .csv) atomically."""
+def format_instant(instant: datetime) -> str:
+    """``2026-11-01T00:00:00Z``: UTC instants as they appear in files and messages."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def scores_metadata(made_from: dict[str, Any]) -> dict[str, str]:
+    """Provenance stored in a Parquet scores file (``engscore.<key>``, JSON for non-strings)."""
+    metadata = {SCORES_METADATA_KEY.decode(): "1"}
+    for key, value in made_from.items():
+        metadata[f"engscore.{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return metadata
+
+
+#: Where ``engscore score`` records its last output, relative to the working directory, so
+#: ``engscore segment`` without ``--scores`` finds it.
+LAST_SCORE_RECORD = Path(".engscore") / "last-score.json"
+
+
+def run_score(request: ScoreRequest, output: Path, record_in: Path | None = None) -> ScoreSummary:
+    """``engscore score``: score the events and write ``output`` (.parquet or .csv) atomically.
+
+    With ``record_in`` (a working directory), also record the output and its provenance in
+    ``record_in/.engscore/last-score.json`` for ``engscore segment``.
+    """
     output_format(output)  # a bad output name fails before any work
     prepared = prepare_scoring(request)
     scores = compute_scores(prepared)
-    write_frame(scores, output, metadata=scores_metadata(prepared))
+    made_from = provenance(prepared)
+    write_frame(scores, output, metadata=scores_metadata(made_from))
+    if record_in is not None:
+        record = {"scores": str(output.resolve()), **made_from}
+        write_json(record, record_in / LAST_SCORE_RECORD)
     return summarise(scores, prepared, output)
 
 

@@ -115,3 +115,4 @@ from engscore.cli import ingest as _ingest  # noqa: E402, F401
 from engscore.cli import presets as _presets  # noqa: E402, F401
 from engscore.cli import rules as _rules  # noqa: E402, F401
 from engscore.cli import score as _score  # noqa: E402, F401
+from engscore.cli import segment as _segment  # noqa: E402, F401

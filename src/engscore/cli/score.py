@@ -64,7 +64,7 @@ def score_command(
         ingest=ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window),
     )
     with reporter().step(f"scoring {len(events)} input(s)"):
-        summary = run_score(request, output)
+        summary = run_score(request, output, record_in=Path.cwd())
     render_score_summary(summary)
 
 

@@ -1,0 +1,530 @@
+"""Segments: named subsets of the scores file, written as files an ESP can re-import.
+
+A segment is a SQL condition over the scores columns (``status = 'lapsed' AND NOT seasonal``).
+The built-in playbook covers what marketing teams act on; users add their own in the rules file
+(``segments:``) or a segments file. Mailing segments never hold a suppressed contact
+(unsubscribed, complained or hard-bounced), whatever their condition says: the suppression test
+is added to the condition, not trusted to it.
+
+Output: a folder with ``<segment>.csv`` (UTF-8, header, the e-mail first, spreadsheet formulas
+defused) and ``<segment>.parquet`` per segment, and ``manifest.json``. The folder is written
+beside the target and swapped in only when complete, so a failed run leaves the previous folder
+as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from engscore import __version__
+from engscore.durations import Duration
+from engscore.errors import ConfigError, DataError
+from engscore.outputs import CSV_DATETIME, sha256_file
+from engscore.readers import first_line
+from engscore.rules import Rules, SegmentDefinition, SegmentsFile, load_rules, parse_condition
+from engscore.score import LAST_SCORE_RECORD
+from engscore.timestamps import parse_instant
+from engscore.yamlconf import LocatedYaml, load_yaml, validate_model
+
+CONTACT = "contact_id"
+SUPPRESSED = pl.col("unsubscribed") | pl.col("complained") | pl.col("hard_bounced")
+#: Exported after the contact column when a segment names no columns (those that exist).
+DEFAULT_COLUMNS = (
+    "score",
+    "grade",
+    "status",
+    "last_engaged_at",
+    "days_since_engaged",
+    "rfm_segment",
+)
+#: Spreadsheets run cells that start with these as formulas (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment ready to evaluate: its condition as an expression and where it was defined."""
+
+    name: str
+    condition: pl.Expr
+    description: str
+    where: str
+    columns: tuple[str, ...] | None
+    mailing: bool
+    order_by: tuple[str, ...]
+    #: ``rules.yaml:30`` or ``built-in``, for messages.
+    origin: str
+
+
+def _top_grades(rules: Rules) -> list[str]:
+    ordered = [name for name, _ in rules.grade_order()]
+    return ordered[:2] if len(ordered) >= 3 else ordered[:1]
+
+
+def builtin_segments(rules: Rules) -> list[SegmentDefinition]:
+    """The playbook: suppress, sunset, reactivation, loyalty, warm leads, engaged readers, and
+    the inactive-contacts tree (buyers; non-buyers who clicked; non-buyers who never clicked)."""
+    warm = ", ".join(f"'{g}'" for g in _top_grades(rules))
+    inactive = "status IN ('inactive', 'lapsed')"
+    playbook: list[dict[str, Any]] = [
+        {
+            "name": "suppress",
+            "where": "unsubscribed OR complained OR hard_bounced",
+            "description": "never mail: unsubscribed, complained or hard-bounced",
+            "mailing": False,
+            "columns": ["unsubscribed", "complained", "hard_bounced", "last_event_at"],
+        },
+        {
+            "name": "sunset",
+            "where": "status = 'lapsed' AND NOT seasonal",
+            "description": "no engagement for the lapsed period and not seasonal: "
+            "send a last re-permission mail, then stop mailing",
+        },
+        {
+            "name": "reactivation",
+            "where": "status IN ('inactive', 'at_risk')",
+            "description": "slipping away: most recently engaged and most valuable first",
+            "order_by": ["days_since_engaged", "-monetary", "-score"],
+        },
+        {
+            "name": "loyalty",
+            "where": "rfm_segment IN ('Champions', 'Loyal')",
+            "description": "best customers (RFM Champions and Loyal)",
+            "order_by": ["-monetary"],
+        },
+        {
+            "name": "warm_leads",
+            "where": f"grade IN ({warm}) AND frequency IS NULL",
+            "description": "high engagement grade, not yet a buyer",
+            "order_by": ["-score"],
+        },
+        {
+            "name": "newsletter_engaged",
+            "where": "status = 'active' AND NOT unengaged",
+            "description": "recently engaged readers",
+        },
+        {
+            "name": "inactive_buyers",
+            "where": f"{inactive} AND frequency IS NOT NULL",
+            "description": "inactive or lapsed contacts who bought",
+            "order_by": ["-monetary"],
+        },
+        {
+            "name": "inactive_clickers",
+            "where": f"{inactive} AND frequency IS NULL AND n_click > 0",
+            "description": "inactive or lapsed non-buyers who once clicked",
+        },
+        {
+            "name": "inactive_non_clickers",
+            "where": f"{inactive} AND frequency IS NULL AND n_click = 0",
+            "description": "inactive or lapsed non-buyers who never clicked",
+        },
+    ]
+    return [SegmentDefinition.model_validate(item) for item in playbook]
+
+
+def inactive_segment(window: Duration, as_of: datetime) -> Segment:
+    """``--inactive 6m``: no engagement for at least 6 calendar months before ``as_of``.
+
+    Contacts who never engaged count from when they were first seen, so a contact who joined
+    last week is not "inactive for 6 months".
+    """
+    cutoff = window.subtract_from(as_of)
+    name = f"inactive_{window}"
+    since = pl.coalesce(pl.col("last_engaged_at"), pl.col("first_seen_at"))
+    return Segment(
+        name=name,
+        condition=since <= cutoff,
+        description=f"no engagement for at least {window.describe()} (since {cutoff:%Y-%m-%d})",
+        where=f"coalesce(last_engaged_at, first_seen_at) <= {cutoff.isoformat()}",
+        columns=None,
+        mailing=True,
+        order_by=("days_since_engaged",),
+        origin="--inactive",
+    )
+
+
+def load_segments_file(path: Path) -> tuple[SegmentsFile, LocatedYaml]:
+    """Read and validate a segments file."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{doc.where(())}: a segments file is a mapping (version, segments)")
+    return validate_model(SegmentsFile, doc), doc
+
+
+def plan_segments(
+    rules: Rules,
+    defined: tuple[SegmentDefinition, ...],
+    doc: LocatedYaml | None,
+    key: tuple[str, ...],
+    builtin: bool,
+    inactive: Duration | None,
+    as_of: datetime,
+) -> list[Segment]:
+    """The segments to write: built-ins (unless off), then the user's, then ``--inactive``.
+
+    A user segment named like a built-in replaces it. ``key`` is where the user's list sits in
+    ``doc`` (``("segments",)``), for messages with file:line.
+    """
+    planned: dict[str, Segment] = {}
+    if builtin:
+        for definition in builtin_segments(rules):
+            planned[definition.name] = _segment(definition, "built-in")
+    seen: set[str] = set()
+    for index, definition in enumerate(defined):
+        origin = doc.where((*key, index)) if doc is not None else "segments"
+        if definition.name in seen:
+            raise ConfigError(f"{origin}: segment {definition.name!r} is defined twice")
+        seen.add(definition.name)
+        planned.pop(definition.name, None)
+        planned[definition.name] = _segment(definition, origin)
+    if inactive is not None:
+        extra = inactive_segment(inactive, as_of)
+        planned[extra.name] = extra
+    return list(planned.values())
+
+
+def _segment(definition: SegmentDefinition, origin: str) -> Segment:
+    return Segment(
+        name=definition.name,
+        condition=parse_condition(definition.where),
+        description=definition.description,
+        where=definition.where,
+        columns=definition.columns,
+        mailing=definition.mailing,
+        order_by=definition.order_by,
+        origin=origin,
+    )
+
+
+def check_segments(segments: list[Segment], schema: pl.Schema) -> None:
+    """Columns in each segment's condition, export list and ranking must be scores columns."""
+    empty = pl.DataFrame(schema=schema)
+    for segment in segments:
+        named = [
+            *segment.condition.meta.root_names(),
+            *(segment.columns or ()),
+            *(c.removeprefix("-") for c in segment.order_by),
+        ]
+        missing = [c for c in named if c not in schema]
+        if missing:
+            raise ConfigError(
+                f"{segment.origin}: segment {segment.name!r}: unknown scores column "
+                f"{missing[0]!r} (scores have: {', '.join(schema.names())})"
+            )
+        try:
+            result = empty.select(segment.condition.alias("_in"))
+        except Exception as exc:  # type errors surface as several Polars exception types
+            raise ConfigError(
+                f"{segment.origin}: segment {segment.name!r}: {first_line(exc)}"
+            ) from exc
+        if result.schema["_in"] not in (pl.Boolean, pl.Null):
+            raise ConfigError(
+                f"{segment.origin}: segment {segment.name!r}: where must be a true/false condition"
+            )
+
+
+def key_column(scores: pl.DataFrame) -> str:
+    """``email`` when every contact id is an e-mail address (what ESP imports expect)."""
+    ids = scores[CONTACT]
+    if ids.len() and bool(ids.str.contains("@", literal=True).all()):
+        return "email"
+    return CONTACT
+
+
+def select_segment(scores: pl.DataFrame, segment: Segment, key: str) -> pl.DataFrame:
+    """The segment's rows and export columns, ranked; suppressed contacts out of mailings."""
+    condition = segment.condition.fill_null(False)
+    if segment.mailing:
+        condition = condition & ~SUPPRESSED.fill_null(False)
+    wanted = segment.columns
+    if wanted is None:
+        wanted = tuple(c for c in DEFAULT_COLUMNS if c in scores.columns)
+    by = [c.removeprefix("-") for c in segment.order_by] + [CONTACT]
+    descending = [c.startswith("-") for c in segment.order_by] + [False]
+    rows = scores.filter(condition).sort(by, descending=descending, nulls_last=True)
+    return rows.select(pl.col(CONTACT).alias(key), *[c for c in wanted if c != CONTACT])
+
+
+def defuse_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prefix text cells that a spreadsheet would run as a formula with ``'``."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    risky = "^[" + "".join(_FORMULA_STARTS).replace("-", "\\-") + "]"
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(risky))
+        .then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in text
+    )
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """One written segment."""
+
+    name: str
+    description: str
+    mailing: bool
+    rows: int
+    entered: int | None
+    left: int | None
+
+
+@dataclass(frozen=True)
+class SegmentReport:
+    """What ``engscore segment`` wrote."""
+
+    output: Path
+    as_of: str
+    segments: list[SegmentResult]
+    compared_with: Path | None
+
+
+def _previous_ids(folder: Path | None, name: str) -> set[str] | None:
+    if folder is None:
+        return None
+    path = folder / f"{name}.parquet"
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    return set(table.column(0).to_pylist())
+
+
+def write_segments(
+    scores: pl.DataFrame,
+    segments: list[Segment],
+    output: Path,
+    provenance: dict[str, Any],
+    compare: Path | None,
+) -> SegmentReport:
+    """Write every segment (CSV + Parquet) and ``manifest.json`` into ``output``, atomically.
+
+    ``compare`` is a previous segments folder: entered/left counts per segment come from its
+    Parquet files.
+    """
+    key = key_column(scores)
+    results = []
+    output = Path(output)
+    temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        recover_interrupted(output)
+        if temporary.exists():
+            shutil.rmtree(temporary)
+        temporary.mkdir()
+        for segment in segments:
+            rows = select_segment(scores, segment, key)
+            rows.write_parquet(temporary / f"{segment.name}.parquet")
+            defuse_formulas(rows).write_csv(
+                temporary / f"{segment.name}.csv", datetime_format=CSV_DATETIME
+            )
+            before = _previous_ids(compare, segment.name)
+            now = set(rows[key].to_list())
+            results.append(
+                SegmentResult(
+                    name=segment.name,
+                    description=segment.description,
+                    mailing=segment.mailing,
+                    rows=rows.height,
+                    entered=len(now - before) if before is not None else None,
+                    left=len(before - now) if before is not None else None,
+                )
+            )
+        manifest = {
+            **provenance,
+            "engscore_version": __version__,
+            "compared_with": str(compare) if compare is not None else None,
+            "segments": {
+                r.name: {
+                    "description": r.description,
+                    "mailing": r.mailing,
+                    "rows": r.rows,
+                    "entered": r.entered,
+                    "left": r.left,
+                    "files": [f"{r.name}.csv", f"{r.name}.parquet"],
+                }
+                for r in results
+            },
+        }
+        (temporary / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8"
+        )
+        _swap_in(temporary, output)
+    except OSError as exc:
+        raise DataError(f"{output}: cannot write segments: {exc.strerror or exc}") from exc
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+    return SegmentReport(output, str(provenance.get("as_of")), results, compare)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(target: Path) -> None:
+    """Clean up after a run that was killed while writing ``target``.
+
+    A killed run leaves ``.<name>.tmp-<pid>`` (an incomplete new folder: removed) and, if it
+    died between the two renames of the swap, ``.<name>.old-<pid>`` with no ``target``: the
+    old folder is put back. Folders of runs still alive are left alone.
+    """
+    for leftover in sorted(target.parent.glob(f".{target.name}.*-*")):
+        kind, _, pid = leftover.name.removeprefix(f".{target.name}.").partition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if kind == "old" and not target.exists():
+            os.replace(leftover, target)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Replace the folder ``target`` with ``new``: the old one stays until the new is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not target.is_dir():
+        raise DataError(f"{target}: exists and is not a folder")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old)
+
+
+def scores_file_hash(path: Path) -> dict[str, str]:
+    """``{"path": ..., "sha256": ...}`` of the scores file a run read."""
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """``engscore segment``'s inputs."""
+
+    workdir: Path
+    output: Path
+    scores: Path | None = None
+    rules: Path | None = None
+    segments_file: Path | None = None
+    inactive: str | None = None
+    compare: Path | None = None
+    as_of: datetime | None = None
+
+
+def _recorded_scores(workdir: Path) -> tuple[Path, dict[str, Any]]:
+    record_path = workdir / LAST_SCORE_RECORD
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text("utf-8"))
+            return Path(record.pop("scores")), record
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{record_path}: not a record written by engscore score") from exc
+    fallback = workdir / "scores.parquet"
+    if fallback.is_file():
+        return fallback, {}
+    raise ConfigError(
+        "no scores to segment: run `engscore score EVENTS...` here first, or pass --scores FILE"
+    )
+
+
+def _parquet_provenance(path: Path) -> dict[str, Any]:
+    metadata = pq.read_metadata(path).metadata or {}
+    found: dict[str, Any] = {}
+    for raw_key, raw_value in metadata.items():
+        key = raw_key.decode("utf-8", "replace")
+        if not key.startswith("engscore.") or key == "engscore.scores":
+            continue
+        value = raw_value.decode("utf-8", "replace")
+        try:
+            found[key.removeprefix("engscore.")] = (
+                value if key in ("engscore.as_of", "engscore.rules") else json.loads(value)
+            )
+        except ValueError:
+            found[key.removeprefix("engscore.")] = value
+    return found
+
+
+def read_scores(path: Path) -> pl.DataFrame:
+    """Read a scores file written by ``engscore score`` (.parquet or .csv)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
+
+
+def run_segment(request: SegmentRequest) -> SegmentReport:
+    """``engscore segment``: scores (the last ``score`` run's, or ``--scores``) -> segment files."""
+    window = None
+    if request.inactive is not None:
+        try:
+            window = Duration.parse(request.inactive)
+        except ValueError as exc:
+            raise ConfigError(f"--inactive: {exc}") from None
+    made_from: dict[str, Any]
+    if request.scores is not None:
+        scores_path, made_from = request.scores, {}
+    else:
+        scores_path, made_from = _recorded_scores(request.workdir)
+    if not scores_path.is_file():
+        raise DataError(f"{scores_path}: file not found")
+    if scores_path.suffix.lower() == ".parquet" and scores_path.is_file():
+        made_from = {**made_from, **_parquet_provenance(scores_path)}
+    if "as_of" in made_from:
+        as_of = parse_instant(str(made_from["as_of"]), "UTC", "scores as_of")
+    elif request.as_of is not None:
+        as_of = request.as_of
+        made_from["as_of"] = as_of.isoformat().replace("+00:00", "Z")
+    else:
+        raise ConfigError(
+            f"{scores_path}: the scores do not say when they were computed; pass --as-of"
+        )
+    rules_path = request.rules
+    recorded_rules = made_from.get("rules")
+    if rules_path is None and isinstance(recorded_rules, str) and Path(recorded_rules).is_file():
+        rules_path = Path(recorded_rules)
+    rules_file = load_rules(rules_path)
+    if request.segments_file is not None:
+        own, doc = load_segments_file(request.segments_file)
+        defined, builtin, key = own.segments, own.builtin_segments, ("segments",)
+    else:
+        doc = rules_file.doc
+        defined = rules_file.rules.segments
+        builtin = rules_file.rules.builtin_segments
+        key = ("segments",)
+    segments = plan_segments(rules_file.rules, defined, doc, key, builtin, window, as_of)
+    if not segments:
+        raise ConfigError("no segments to write: the built-in playbook is off and none defined")
+    scores = read_scores(scores_path)
+    check_segments(segments, scores.schema)
+    compare = request.compare
+    recover_interrupted(request.output)
+    if compare is None and (request.output / "manifest.json").is_file():
+        compare = request.output
+    if compare is not None and not compare.is_dir():
+        raise ConfigError(f"--compare: {compare}: not a segments folder")
+    made_from["scores"] = scores_file_hash(scores_path)
+    return write_segments(scores, segments, request.output, made_from, compare)
