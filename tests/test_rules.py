@@ -661,3 +661,57 @@ def test_profile_unknown_column_message_grammar(tmp_path: Path) -> None:
             points: 15
         """
     assert "file have:" not in error_of(tmp_path, text, contacts=True)
+
+
+# --- RFM maps, status thresholds and segments ----------------------------------------------------
+
+
+def test_rfm_map_with_a_gap_names_the_map(tmp_path: Path) -> None:
+    text = """\
+        rfm:
+          bins: 3
+          segments:
+            - {name: Top, r: "2-3", f: "1-3"}
+            - {name: Rest, r: 1, f: "1-2"}
+        """
+    message = error_of(tmp_path, text)
+    assert_line(tmp_path, message, "3: rfm.segments: ")
+    assert "(r=1, f=3" in message
+
+
+def test_rfm_map_with_an_overlap_names_the_box(tmp_path: Path) -> None:
+    text = """\
+        rfm:
+          bins: 3
+          segments:
+            - {name: Top, r: "2-3", f: "1-3"}
+            - {name: Rest, r: "1-2", f: "1-3"}
+        """
+    message = error_of(tmp_path, text)
+    assert "covered by both 'Top'" in message and "'Rest'" in message
+
+
+def test_a_complete_rfm_map_loads(tmp_path: Path) -> None:
+    text = """\
+        rfm:
+          bins: 3
+          segments:
+            - {name: Top, r: "2-3", f: "1-3"}
+            - {name: Rest, r: 1, f: "1-3", m: "1-3"}
+        """
+    assert load_text(tmp_path, text).rules.rfm.segments is not None
+
+
+def test_segment_definitions_are_validated(tmp_path: Path) -> None:
+    text = """\
+        segments:
+          - name: "bad name!"
+            where: "score > 1"
+        """
+    assert_line(tmp_path, error_of(tmp_path, text), "2: segments[0].name: 'bad name!'")
+    text = """\
+        segments:
+          - name: vip
+            where: "score >"
+        """
+    assert_line(tmp_path, error_of(tmp_path, text), "3: segments[0].where: not a valid SQL")
