@@ -31,6 +31,12 @@ echo "== segments ready to re-import (built-in playbook + inactive for 6 months)
 "$engscore" segment --scores "$out/scores.parquet" --inactive 6m -o "$out/segments"
 
 echo
+echo "== the HTML report"
+"$engscore" report --scores "$out/scores.parquet" --events "$out/events.parquet" \
+  --segments "$out/segments" --contacts "$out/data/contacts.csv" --by country --by age_band \
+  --title "Example engagement report" -o "$out/report.html"
+
+echo
 echo "== B2B lead scoring: engagement + fit from the contacts file (rules/b2b-lead-scoring.yaml)"
 "$engscore" score "$out/events.parquet" --as-of 2026-11-01T00:00:00Z \
   -r rules/b2b-lead-scoring.yaml --contacts "$out/data/contacts.csv" -o "$out/lead_scores.csv"

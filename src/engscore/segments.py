@@ -476,6 +476,45 @@ def read_scores(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
 
 
+def locate_scores(
+    workdir: Path, scores: Path | None, as_of: datetime | None
+) -> tuple[Path, dict[str, Any], datetime]:
+    """The scores file to use, what it was made from, and its as-of instant.
+
+    ``scores`` None: the last ``engscore score`` of ``workdir``. The as-of instant comes from
+    the scores (Parquet metadata or the record); ``as_of`` only stands in when neither has one.
+    """
+    made_from: dict[str, Any]
+    if scores is not None:
+        scores_path, made_from = scores, {}
+    else:
+        scores_path, made_from = _recorded_scores(workdir)
+    if not scores_path.is_file():
+        raise DataError(f"{scores_path}: file not found")
+    if scores_path.suffix.lower() == ".parquet":
+        made_from = {**made_from, **_parquet_provenance(scores_path)}
+    if "as_of" in made_from:
+        instant = parse_instant(str(made_from["as_of"]), "UTC", "scores as_of")
+    elif as_of is not None:
+        instant = as_of
+        made_from["as_of"] = as_of.isoformat().replace("+00:00", "Z")
+    else:
+        raise ConfigError(
+            f"{scores_path}: the scores do not say when they were computed; pass --as-of"
+        )
+    return scores_path, made_from, instant
+
+
+def recorded_rules(made_from: dict[str, Any], given: Path | None) -> Path | None:
+    """``-r`` if given, else the rules file the scores were made with (when it still exists)."""
+    if given is not None:
+        return given
+    recorded = made_from.get("rules")
+    if isinstance(recorded, str) and Path(recorded).is_file():
+        return Path(recorded)
+    return None
+
+
 def run_segment(request: SegmentRequest) -> SegmentReport:
     """``engscore segment``: scores (the last ``score`` run's, or ``--scores``) -> segment files."""
     window = None
@@ -484,29 +523,8 @@ def run_segment(request: SegmentRequest) -> SegmentReport:
             window = Duration.parse(request.inactive)
         except ValueError as exc:
             raise ConfigError(f"--inactive: {exc}") from None
-    made_from: dict[str, Any]
-    if request.scores is not None:
-        scores_path, made_from = request.scores, {}
-    else:
-        scores_path, made_from = _recorded_scores(request.workdir)
-    if not scores_path.is_file():
-        raise DataError(f"{scores_path}: file not found")
-    if scores_path.suffix.lower() == ".parquet" and scores_path.is_file():
-        made_from = {**made_from, **_parquet_provenance(scores_path)}
-    if "as_of" in made_from:
-        as_of = parse_instant(str(made_from["as_of"]), "UTC", "scores as_of")
-    elif request.as_of is not None:
-        as_of = request.as_of
-        made_from["as_of"] = as_of.isoformat().replace("+00:00", "Z")
-    else:
-        raise ConfigError(
-            f"{scores_path}: the scores do not say when they were computed; pass --as-of"
-        )
-    rules_path = request.rules
-    recorded_rules = made_from.get("rules")
-    if rules_path is None and isinstance(recorded_rules, str) and Path(recorded_rules).is_file():
-        rules_path = Path(recorded_rules)
-    rules_file = load_rules(rules_path)
+    scores_path, made_from, as_of = locate_scores(request.workdir, request.scores, request.as_of)
+    rules_file = load_rules(recorded_rules(made_from, request.rules))
     if request.segments_file is not None:
         own, doc = load_segments_file(request.segments_file)
         defined, builtin, key = own.segments, own.builtin_segments, ("segments",)

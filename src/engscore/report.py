@@ -1,0 +1,592 @@
+"""``engscore report``: one self-contained HTML file from the scores (and events, segments).
+
+Aggregates are computed here into a typed context (``ReportContext``); the jinja2 template only
+lays them out. Nothing per contact goes into the page, so a report on a million contacts is as
+small as one on a thousand. Charts are inline SVG built from ``engscore.charts`` geometry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from engscore import __version__
+from engscore.charts import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    VERMILLION,
+    Chart,
+    bar_chart,
+    heat_map,
+    histogram,
+    horizontal_bars,
+    human,
+    line_chart,
+    percent,
+)
+from engscore.contacts import load_contacts
+from engscore.errors import ConfigError, DataError
+from engscore.ingest import IngestOptions, load_events
+from engscore.outputs import atomic_path
+from engscore.rfm import SEGMENT_NAMES
+from engscore.rules import load_rules
+from engscore.segments import locate_scores, read_scores, recorded_rules
+from engscore.status import STATUSES
+
+CONTACT = "contact_id"
+STATUS_LABELS = {
+    "active": "Active",
+    "at_risk": "At risk",
+    "inactive": "Inactive",
+    "lapsed": "Lapsed",
+    "never_engaged": "Never engaged",
+}
+#: Seed material: 20-50% of a typical list is inactive.
+TYPICAL_INACTIVE = (0.20, 0.50)
+HISTOGRAM_BINS = 24
+MONTHS_SHOWN = 24
+TOP_CAMPAIGNS = 10
+MIN_DELIVERED = 20
+BREAKDOWN_VALUES = 12
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A headline number: label, formatted value, and a share or comment."""
+
+    label: str
+    value: str
+    detail: str = ""
+    tone: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of formatted cells; ``numeric`` columns are right-aligned."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the report: charts, tables and plain-words notes."""
+
+    title: str
+    anchor: str
+    intro: str = ""
+    charts: list[Chart] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the template shows."""
+
+    title: str
+    generated_at: str
+    as_of: str
+    version: str
+    sources: list[str]
+    headline: list[Figure]
+    inactive_verdict: str
+    sections: list[Section]
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def headline(scores: pl.DataFrame) -> tuple[list[Figure], str]:
+    """Contacts, each status, the inactive share against the typical range, suppressed, buyers."""
+    total = scores.height
+    counts = dict(scores.group_by("status").len().iter_rows()) if total else {}
+    figures = [Figure("Contacts", human(total))]
+    for status in STATUSES:
+        count = _int(counts.get(status))
+        figures.append(Figure(STATUS_LABELS[status], human(count), percent(count, total), status))
+    quiet = sum(_int(counts.get(s)) for s in ("inactive", "lapsed", "never_engaged"))
+    share = quiet / total if total else 0.0
+    low, high = TYPICAL_INACTIVE
+    if not total:
+        verdict = "No contacts at this as-of instant."
+    elif share < low:
+        verdict = f"{share:.0%} of the list is inactive: below the typical {low:.0%}–{high:.0%}."
+    elif share <= high:
+        verdict = f"{share:.0%} of the list is inactive: within the typical {low:.0%}–{high:.0%}."
+    else:
+        verdict = (
+            f"{share:.0%} of the list is inactive: above the typical {low:.0%}–{high:.0%}; "
+            "a sunset policy would protect deliverability."
+        )
+    figures.append(Figure("Inactive share", f"{share:.0%}", "inactive, lapsed or never engaged"))
+    suppressed = (
+        _int(
+            scores.select(
+                (pl.col("unsubscribed") | pl.col("complained") | pl.col("hard_bounced")).sum()
+            ).item()
+        )
+        if total
+        else 0
+    )
+    figures.append(Figure("Suppressed", human(suppressed), percent(suppressed, total)))
+    buyers = _int(scores["r"].is_not_null().sum()) if total and "r" in scores.columns else 0
+    figures.append(Figure("Buyers", human(buyers), percent(buyers, total)))
+    return figures, verdict
+
+
+def score_section(scores: pl.DataFrame, grades: list[tuple[str, float]]) -> Section:
+    """Histogram of non-zero scores with the grade thresholds, and the grade counts."""
+    section = Section("Score distribution", "scores")
+    if not scores.height:
+        section.notes.append("No contacts were scored, so there is no distribution to show.")
+        return section
+    values = scores["score"]
+    zero = _int((values == 0).sum())
+    drawn = values.filter(values != 0)
+    if drawn.len():
+        low = min(float(drawn.min()), 0.0)  # type: ignore[arg-type]
+        high = max(float(drawn.max()), max((t for _, t in grades), default=0.0))  # type: ignore[arg-type]
+        if high <= low:
+            high = low + 1
+        step = (high - low) / HISTOGRAM_BINS
+        edges = [low + i * step for i in range(HISTOGRAM_BINS + 1)]
+        index = ((drawn - low) / step).floor().clip(0, HISTOGRAM_BINS - 1).cast(pl.Int64)
+        counts = [0] * HISTOGRAM_BINS
+        for bucket, count in pl.DataFrame({"b": index}).group_by("b").len().iter_rows():
+            counts[int(bucket)] = int(count)
+        section.charts.append(
+            histogram(edges, counts, grades, "Contacts by score", "score", "contacts")
+        )
+    if zero:
+        section.notes.append(
+            f"{human(zero)} contacts ({percent(zero, scores.height)}) score exactly 0 "
+            "(nothing recent, or reset) and are left out of the chart."
+        )
+    by_grade = dict(scores.group_by("grade").len().iter_rows())
+    rows = [
+        [
+            name,
+            f"≥ {threshold:g}",
+            human(_int(by_grade.get(name))),
+            percent(_int(by_grade.get(name)), scores.height),
+        ]
+        for name, threshold in grades
+    ]
+    section.tables.append(
+        Table(["grade", "threshold", "contacts", "share"], rows, [False, True, True, True])
+    )
+    return section
+
+
+def rfm_section(scores: pl.DataFrame, bins: int) -> Section:
+    """R x F heat map (count, mean monetary) and the size of each named RFM segment."""
+    section = Section(
+        "RFM",
+        "rfm",
+        "Buyers scored on recency (R, recent = high), frequency (F) and monetary value (M).",
+    )
+    if "r" not in scores.columns or not _int(scores["r"].is_not_null().sum()):
+        section.notes.append(
+            "No contact has bought anything yet, so there is no RFM to show: "
+            "RFM needs purchase events."
+        )
+        return section
+    buyers = scores.filter(pl.col("r").is_not_null())
+    grid = buyers.group_by("r", "f").agg(n=pl.len(), mean=pl.col("monetary").mean())
+    cells = {
+        (int(r), int(f)): (int(n), float(mean) if mean is not None else None)
+        for r, f, n, mean in grid.iter_rows()
+    }
+    levels = list(range(bins, 0, -1))
+    section.charts.append(
+        heat_map(
+            levels,
+            list(range(1, bins + 1)),
+            cells,
+            "Buyers by R and F",
+            "frequency score",
+            "recency score",
+        )
+    )
+    sizes = dict(buyers.group_by("rfm_segment").len().iter_rows())
+    names = [n for n in SEGMENT_NAMES if n in sizes] + sorted(
+        n for n in sizes if n not in SEGMENT_NAMES and n is not None
+    )
+    values = [float(sizes[n]) for n in names]
+    labels = [f"{human(sizes[n])} ({percent(sizes[n], buyers.height)})" for n in names]
+    section.charts.append(
+        horizontal_bars(names, values, "Buyers per RFM segment", "buyers", GREEN, labels)
+    )
+    return section
+
+
+def _month_label(month: datetime) -> str:
+    return f"{month:%Y-%m}"
+
+
+def engagement_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
+    """Opens (human and machine apart), clicks and purchases per month; machine-open share."""
+    section = Section("Engagement over time", "engagement")
+    if events is None:
+        section.notes.append("Pass --events to see engagement per month.")
+        return section
+    schema = events.collect_schema()
+    machine = pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
+    kind = pl.col("event_type")
+    monthly = (
+        events.filter(pl.col("timestamp") <= as_of)
+        .group_by(month=pl.col("timestamp").dt.truncate("1mo"))
+        .agg(
+            human_opens=((kind == "open") & ~machine).sum(),
+            machine_opens=((kind == "open") & machine).sum(),
+            clicks=((kind == "click") & ~machine).sum(),
+            purchases=(kind == "purchase").sum(),
+        )
+        .sort("month")
+        .collect(engine="streaming")
+        .tail(MONTHS_SHOWN)
+    )
+    if not monthly.height:
+        section.notes.append("No events at or before the as-of instant.")
+        return section
+    months = [_month_label(m) for m in monthly["month"]]
+    nth = 1 if len(months) <= 12 else 2
+    section.charts.append(
+        line_chart(
+            months,
+            [
+                ("human opens", BLUE, monthly["human_opens"].cast(pl.Float64).to_list()),
+                ("machine opens", GREY, monthly["machine_opens"].cast(pl.Float64).to_list()),
+                ("clicks", ORANGE, monthly["clicks"].cast(pl.Float64).to_list()),
+                ("purchases", GREEN, monthly["purchases"].cast(pl.Float64).to_list()),
+            ],
+            "Events per month",
+            "month",
+            "events",
+            every_nth_label=nth,
+        )
+    )
+    opens = monthly["human_opens"] + monthly["machine_opens"]
+    share = (monthly["machine_opens"] / opens).fill_nan(0.0).fill_null(0.0)
+    section.charts.append(
+        line_chart(
+            months,
+            [("machine share of opens", VERMILLION, share.to_list())],
+            "Machine opens as a share of all opens",
+            "month",
+            "share of opens",
+            percent_axis=True,
+            every_nth_label=nth,
+        )
+    )
+    section.notes.append(
+        "Machine opens (Apple Mail Privacy Protection, security scanners) are counted apart: "
+        "they earn no points and never make a contact active."
+    )
+    return section
+
+
+def inactivity_section(scores: pl.DataFrame, as_of: datetime) -> Section:
+    """How many contacts last engaged 0, 1, 2, ... 24+ months ago."""
+    section = Section("Inactivity curve", "inactivity")
+    engaged = scores.filter(pl.col("last_engaged_at").is_not_null()) if scores.height else scores
+    never = scores.height - engaged.height
+    if not engaged.height:
+        section.notes.append("No contact has engaged yet (opens, clicks, replies, purchases ...).")
+        return section
+    days = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_days()
+    months = engaged.select((days / 30.4375).floor().cast(pl.Int64).clip(0, 24).alias("m"))
+    counts = dict(months.group_by("m").len().iter_rows())
+    labels = [str(m) for m in range(24)] + ["24+"]
+    values = [float(counts.get(m, 0)) for m in range(25)]
+    section.charts.append(
+        bar_chart(
+            labels,
+            values,
+            "Contacts by months since their last engagement",
+            "months since last engagement (30.4-day months)",
+            "contacts",
+            ORANGE,
+        )
+    )
+    if never:
+        section.notes.append(f"{human(never)} contacts never engaged and are not in the curve.")
+    return section
+
+
+def segments_section(folder: Path | None) -> Section:
+    """Segment sizes from ``manifest.json``, with entered/left since the previous run."""
+    section = Section("Segments", "segments")
+    manifest_path = folder / "manifest.json" if folder is not None else None
+    if manifest_path is None or not manifest_path.is_file():
+        section.notes.append(
+            "Run `engscore segment` (or pass --segments DIR) to see segment sizes here."
+        )
+        return section
+    try:
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+        segments = manifest["segments"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{manifest_path}: not a manifest written by engscore segment") from exc
+    compared = manifest.get("compared_with") is not None
+    rows = []
+    for name, info in segments.items():
+        moved = [
+            human(info["entered"]) if info.get("entered") is not None else "-",
+            human(info["left"]) if info.get("left") is not None else "-",
+        ]
+        rows.append(
+            [
+                name,
+                "yes" if info.get("mailing") else "no",
+                human(info["rows"]),
+                *moved,
+                info.get("description", ""),
+            ]
+        )
+    headers = ["segment", "mailing", "contacts", "entered", "left", "who"]
+    section.tables.append(Table(headers, rows, [False, False, True, True, True, False]))
+    if not compared:
+        section.notes.append(
+            "Entered and left appear once there is a previous run to compare with."
+        )
+    return section
+
+
+def breakdown_section(
+    scores: pl.DataFrame, contacts: pl.DataFrame | None, by: list[str]
+) -> Section:
+    """Status, score and buyers by contact attribute (``--by country``)."""
+    section = Section("Breakdown by contact attribute", "breakdown")
+    if not by:
+        section.notes.append("Pass --contacts FILE --by COLUMN (e.g. --by country) for breakdowns.")
+        return section
+    if contacts is None:
+        raise ConfigError("--by needs --contacts FILE")
+    joined = scores.join(contacts, on=CONTACT, how="left")
+    for column in by:
+        if column not in contacts.columns:
+            raise ConfigError(
+                f"--by {column}: the contacts file has no column {column!r} "
+                f"(it has: {', '.join(contacts.columns)})"
+            )
+        value = pl.col(column).cast(pl.String).fill_null("(none)")
+        table = (
+            joined.group_by(value.alias("value"))
+            .agg(
+                n=pl.len(),
+                active=(pl.col("status") == "active").sum(),
+                quiet=pl.col("status").is_in(["inactive", "lapsed", "never_engaged"]).sum(),
+                buyers=pl.col("r").is_not_null().sum() if "r" in joined.columns else pl.lit(0),
+                mean=pl.col("score").mean(),
+            )
+            .sort(["n", "value"], descending=[True, False])
+        )
+        shown = table.head(BREAKDOWN_VALUES)
+        rows = [
+            [str(v), human(n), percent(a, n), percent(q, n), human(b), human(m or 0.0, 1)]
+            for v, n, a, q, b, m in shown.iter_rows()
+        ]
+        rest = table.height - shown.height
+        caption = f"by {column}" + (
+            f" (the {BREAKDOWN_VALUES} largest of {table.height} values)" if rest > 0 else ""
+        )
+        section.tables.append(
+            Table(
+                [column, "contacts", "active", "inactive", "buyers", "mean score"],
+                rows,
+                [False, True, True, True, True, True],
+                caption,
+            )
+        )
+    return section
+
+
+def campaigns_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
+    """Top campaigns by unique clickers per delivered mail."""
+    section = Section(
+        "Top campaigns", "campaigns", "Campaigns with the most clickers per delivered mail."
+    )
+    if events is None:
+        section.notes.append("Pass --events to see the top campaigns.")
+        return section
+    schema = events.collect_schema()
+    if "campaign_id" not in schema:
+        section.notes.append("The events have no campaign column.")
+        return section
+    machine = pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
+    kind = pl.col("event_type")
+    counts = (
+        events.filter((pl.col("timestamp") <= as_of) & pl.col("campaign_id").is_not_null())
+        .group_by("campaign_id")
+        .agg(
+            delivered=pl.col(CONTACT).filter(kind == "delivered").n_unique(),
+            sent=pl.col(CONTACT).filter(kind == "send").n_unique(),
+            clickers=pl.col(CONTACT).filter((kind == "click") & ~machine).n_unique(),
+        )
+        .with_columns(base=pl.when(pl.col("delivered") > 0).then("delivered").otherwise("sent"))
+        .filter(pl.col("base") >= MIN_DELIVERED)
+        .with_columns(rate=pl.col("clickers") / pl.col("base"))
+        .sort(["rate", "clickers", "campaign_id"], descending=[True, True, False])
+        .head(TOP_CAMPAIGNS)
+        .collect(engine="streaming")
+    )
+    if not counts.height:
+        section.notes.append(f"No campaign reached {MIN_DELIVERED} deliveries yet.")
+        return section
+    rows = [
+        [str(c), human(b), human(k), f"{r:.1%}"]
+        for c, b, k, r in counts.select("campaign_id", "base", "clickers", "rate").iter_rows()
+    ]
+    section.tables.append(
+        Table(["campaign", "delivered", "clickers", "click rate"], rows, [False, True, True, True])
+    )
+    return section
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report is made from (already read)."""
+
+    scores: pl.DataFrame
+    as_of: datetime
+    grades: list[tuple[str, float]]
+    rfm_bins: int
+    events: pl.LazyFrame | None = None
+    segments: Path | None = None
+    contacts: Path | None = None
+    by: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def build_context(inputs: ReportInputs, title: str, generated_at: datetime) -> ReportContext:
+    """Compute every section's aggregates into the typed context."""
+    contacts = None
+    if inputs.contacts is not None:
+        contacts = load_contacts(inputs.contacts).collect()
+    figures, verdict = headline(inputs.scores)
+    sections = [
+        score_section(inputs.scores, inputs.grades),
+        rfm_section(inputs.scores, inputs.rfm_bins),
+        engagement_section(inputs.events, inputs.as_of),
+        inactivity_section(inputs.scores, inputs.as_of),
+        segments_section(inputs.segments),
+        breakdown_section(inputs.scores, contacts, inputs.by),
+        campaigns_section(inputs.events, inputs.as_of),
+    ]
+    return ReportContext(
+        title=title,
+        generated_at=f"{generated_at:%Y-%m-%d %H:%M} UTC",
+        as_of=f"{inputs.as_of:%Y-%m-%d %H:%M} UTC",
+        version=__version__,
+        sources=inputs.sources,
+        headline=figures,
+        inactive_verdict=verdict,
+        sections=sections,
+    )
+
+
+def render(context: ReportContext) -> str:
+    """The HTML page (jinja2, autoescape, StrictUndefined)."""
+    environment = Environment(
+        loader=PackageLoader("engscore", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template("report.html.j2").render(ctx=context)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """``engscore report``'s inputs."""
+
+    workdir: Path
+    output: Path
+    scores: Path | None = None
+    events: list[str] | None = None
+    segments: Path | None = None
+    rules: Path | None = None
+    contacts: Path | None = None
+    by: list[str] = field(default_factory=list)
+    title: str = "Engagement report"
+    generated_at: datetime | None = None
+    as_of: datetime | None = None
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What ``engscore report`` wrote."""
+
+    output: Path
+    size_bytes: int
+    contacts: int
+    used_events: bool
+    used_segments: bool
+
+
+def run_report(request: ReportRequest) -> ReportSummary:
+    """``engscore report``: read scores (+ events, segments, contacts) and write the HTML."""
+    if request.by and request.contacts is None:
+        raise ConfigError("--by needs --contacts FILE")
+    scores_path, made_from, as_of = locate_scores(request.workdir, request.scores, request.as_of)
+    rules = load_rules(recorded_rules(made_from, request.rules)).rules
+    scores = read_scores(scores_path)
+    for column in ("score", "grade", "status", "last_engaged_at"):
+        if column not in scores.columns:
+            raise DataError(f"{scores_path}: not a scores file of this version (no {column!r})")
+    sources = [str(scores_path)]
+    inputs = request.events
+    if inputs is None:
+        recorded = [i.get("path") for i in made_from.get("inputs") or [] if isinstance(i, dict)]
+        inputs = [p for p in recorded if isinstance(p, str) and Path(p).is_file()] or None
+    events = load_events(inputs, request.ingest).events if inputs else None
+    sources += inputs or []
+    segments = request.segments
+    if segments is None and (request.workdir / "segments" / "manifest.json").is_file():
+        segments = request.workdir / "segments"
+    if segments is not None:
+        sources.append(str(segments))
+    context = build_context(
+        ReportInputs(
+            scores=scores,
+            as_of=as_of,
+            grades=rules.grade_order(),
+            rfm_bins=rules.rfm.bins,
+            events=events,
+            segments=segments,
+            contacts=request.contacts,
+            by=list(request.by),
+            sources=sources,
+        ),
+        request.title,
+        request.generated_at or datetime.now(UTC),
+    )
+    html = render(context)
+    with atomic_path(request.output) as temporary:
+        try:
+            temporary.write_text(html, "utf-8")
+        except OSError as exc:
+            raise DataError(f"{request.output}: cannot write: {exc.strerror or exc}") from exc
+    return ReportSummary(
+        output=request.output,
+        size_bytes=len(html.encode("utf-8")),
+        contacts=scores.height,
+        used_events=events is not None,
+        used_segments=segments is not None,
+    )
