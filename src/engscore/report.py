@@ -220,6 +220,14 @@ def rfm_section(scores: pl.DataFrame, bins: int) -> Section:
             "recency score",
         )
     )
+    for axis, what in (("f", "number of purchases"), ("r", "days since the last purchase")):
+        used = set(buyers[axis].cast(pl.Int64).to_list())
+        empty = [f"{axis.upper()}={level}" for level in range(1, bins + 1) if level not in used]
+        if empty:
+            section.notes.append(
+                f"{' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: many buyers "
+                f"share the same {what}, and equal values never split across scores."
+            )
     sizes = dict(buyers.group_by("rfm_segment").len().iter_rows())
     names = [n for n in SEGMENT_NAMES if n in sizes] + sorted(
         n for n in sizes if n not in SEGMENT_NAMES and n is not None
