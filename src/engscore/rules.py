@@ -268,6 +268,22 @@ class Status(_Strict):
         return self
 
 
+class Predict(_Strict):
+    """Buy-till-you-die predictions per buyer: P(alive), expected purchases and CLV."""
+
+    enabled: bool = True
+    #: MBG/NBD gives one-time buyers P(alive) < 1 (BG/NBD does not), so it can rank them.
+    model: Literal["mbgnbd", "bgnbd"] = "mbgnbd"
+    #: ``expected_purchases_<period>``: purchases expected over the next period.
+    period: DurationField = Duration(90, "d")
+    #: CLV horizon and yearly discount rate.
+    horizon: DurationField = Duration(12, "m")
+    discount_rate: Annotated[float, Field(ge=0, le=1)] = 0.10
+    #: Too few buyers to fit: the columns stay null and the run says why.
+    min_buyers: int = Field(default=100, ge=10)
+    min_repeat_buyers: int = Field(default=20, ge=5)
+
+
 _SEGMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -336,6 +352,7 @@ class Rules(_Strict):
     )
     rfm: Rfm = Rfm()
     status: Status = Status()
+    predict: Predict = Predict()
     #: The built-in segment playbook (suppress, sunset, reactivation, ...); false turns it off.
     builtin_segments: bool = True
     segments: tuple[SegmentDefinition, ...] = ()
