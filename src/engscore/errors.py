@@ -35,3 +35,9 @@ class ConfigError(EngscoreError):
     """Bad usage or configuration: unknown preset, invalid rules or mapping file. Exit 2."""
 
     exit_code = EXIT_CONFIG
+
+
+class LockedError(EngscoreError):
+    """Another run holds the project lock. Exit 75 (EX_TEMPFAIL): cron may simply retry."""
+
+    exit_code = EXIT_LOCKED

@@ -131,6 +131,25 @@ def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
     )
 
 
+def _store_events(root: Path) -> LoadedEvents:
+    """An event store as input: already canonical and de-duplicated."""
+    from engscore.store import EventStore  # the store itself appends through load_events
+
+    store = EventStore(root)
+    parts = store.part_files()
+    rows = sum(pq.read_metadata(p).num_rows for p in parts)
+    empty_rejects = pl.LazyFrame(schema={"file": pl.String, "line": pl.Int64, "reason": pl.String})
+    return LoadedEvents(
+        valid=store.scan(),
+        files=[FileReport(root, "engscore store", True, rows, 0)],
+        rejects=empty_rejects,
+        rows_rejected=0,
+        reject_reasons={},
+        machine_open_seconds=0.0,
+        prepared=True,
+    )
+
+
 @dataclass(frozen=True)
 class IngestSummary:
     """The figures ``engscore ingest`` reports."""
@@ -222,6 +241,8 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         timestamps.check_timezone(options.timezone)
     if options.on_error not in ("fail", "skip"):
         raise ConfigError(f"--on-error must be 'fail' or 'skip', not {options.on_error!r}")
+    if len(inputs) == 1 and (Path(inputs[0]) / "catalogue.json").is_file():
+        return _store_events(Path(inputs[0]))
     items = resolve_inputs(inputs)
     if options.mapping is None and options.preset.lower() in ("auto", "generic"):
         ingested = _ingested_events(items)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,3 +138,61 @@ def write_json(document: object, target: Path) -> None:
             temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", "utf-8")
         except OSError as exc:
             raise DataError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(target: Path) -> None:
+    """Clean up after a run that was killed while writing ``target``.
+
+    A killed run leaves ``.<name>.tmp-<pid>`` (an incomplete new folder: removed) and, if it
+    died between the two renames of the swap, ``.<name>.old-<pid>`` with no ``target``: the
+    old folder is put back. Folders of runs still alive are left alone.
+    """
+    for leftover in sorted(target.parent.glob(f".{target.name}.*-*")):
+        kind, _, pid = leftover.name.removeprefix(f".{target.name}.").partition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        if kind == "old" and not target.exists():
+            os.replace(leftover, target)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def swap_folder(new: Path, target: Path) -> None:
+    """Replace the folder ``target`` with ``new``: the old one stays until the new is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not target.is_dir():
+        raise DataError(f"{target}: exists and is not a folder")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old)
+
+
+def shown_path(path: Path, root: Path | None) -> str:
+    """``path`` as written into manifests: relative to ``root`` when inside it.
+
+    Relative paths make a project's outputs the same wherever the project folder lives.
+    """
+    if root is None:
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

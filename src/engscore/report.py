@@ -35,7 +35,7 @@ from engscore.charts import (
 from engscore.contacts import load_contacts
 from engscore.errors import ConfigError, DataError
 from engscore.ingest import IngestOptions, load_events
-from engscore.outputs import atomic_path
+from engscore.outputs import atomic_path, shown_path
 from engscore.rfm import SEGMENT_NAMES
 from engscore.rules import load_rules
 from engscore.segments import locate_scores, read_scores, recorded_rules
@@ -558,18 +558,18 @@ def run_report(request: ReportRequest) -> ReportSummary:
     for column in ("score", "grade", "status", "last_engaged_at"):
         if column not in scores.columns:
             raise DataError(f"{scores_path}: not a scores file of this version (no {column!r})")
-    sources = [str(scores_path)]
+    sources = [shown_path(scores_path, request.workdir)]
     inputs = request.events
     if inputs is None:
         recorded = [i.get("path") for i in made_from.get("inputs") or [] if isinstance(i, dict)]
         inputs = [p for p in recorded if isinstance(p, str) and Path(p).is_file()] or None
     events = load_events(inputs, request.ingest).events if inputs else None
-    sources += inputs or []
+    sources += [shown_path(Path(i), request.workdir) for i in inputs or []]
     segments = request.segments
     if segments is None and (request.workdir / "segments" / "manifest.json").is_file():
         segments = request.workdir / "segments"
     if segments is not None:
-        sources.append(str(segments))
+        sources.append(shown_path(segments, request.workdir))
     context = build_context(
         ReportInputs(
             scores=scores,

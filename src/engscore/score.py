@@ -20,7 +20,7 @@ from engscore import __version__
 from engscore.contacts import contacts_schema, load_contacts
 from engscore.errors import DataError
 from engscore.ingest import FileReport, IngestOptions, load_events
-from engscore.outputs import output_format, sha256_file, write_frame, write_json
+from engscore.outputs import output_format, sha256_file, shown_path, write_frame, write_json
 from engscore.points import CONTACT, score_contacts
 from engscore.readers import first_line
 from engscore.rfm import rfm_scores
@@ -185,24 +185,37 @@ def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> 
     )
 
 
-def provenance(prepared: PreparedScoring) -> dict[str, Any]:
-    """What a scores file was made from: as-of, rules (with hash), inputs (with hashes)."""
+def provenance(prepared: PreparedScoring, root: Path | None = None) -> dict[str, Any]:
+    """What a scores file was made from: as-of, rules (with hash), inputs (with hashes).
+
+    Paths inside ``root`` (a project folder) are written relative to it.
+    """
     request = prepared.request
     if request.rules_path is not None:
         rules_hash = sha256_file(request.rules_path)
     else:
         rules_hash = hashlib.sha256(default_rules_text().encode("utf-8")).hexdigest()
     inputs = [
-        {"path": str(f.path), "size": f.path.stat().st_size, "sha256": sha256_file(f.path)}
+        {
+            "path": shown_path(f.path, root),
+            "size": f.path.stat().st_size,
+            "sha256": sha256_file(f.path),
+        }
         for f in prepared.files
         if f.path.is_file()
     ]
     return {
         "as_of": format_instant(request.as_of),
-        "rules": prepared.rules_file.source,
+        "rules": (
+            shown_path(request.rules_path, root)
+            if request.rules_path is not None
+            else prepared.rules_file.source
+        ),
         "rules_sha256": rules_hash,
         "inputs": inputs,
-        "contacts_file": str(request.contacts_path) if request.contacts_path else None,
+        "contacts_file": (
+            shown_path(request.contacts_path, root) if request.contacts_path else None
+        ),
         "engscore_version": __version__,
     }
 

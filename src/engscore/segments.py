@@ -28,7 +28,13 @@ import pyarrow.parquet as pq
 from engscore import __version__
 from engscore.durations import Duration
 from engscore.errors import ConfigError, DataError
-from engscore.outputs import CSV_DATETIME, sha256_file
+from engscore.outputs import (
+    CSV_DATETIME,
+    recover_interrupted,
+    sha256_file,
+    shown_path,
+    swap_folder,
+)
 from engscore.readers import first_line
 from engscore.rules import Rules, SegmentDefinition, SegmentsFile, load_rules, parse_condition
 from engscore.score import LAST_SCORE_RECORD
@@ -306,6 +312,7 @@ def write_segments(
     output: Path,
     provenance: dict[str, Any],
     compare: Path | None,
+    root: Path | None = None,
 ) -> SegmentReport:
     """Write every segment (CSV + Parquet) and ``manifest.json`` into ``output``, atomically.
 
@@ -343,7 +350,7 @@ def write_segments(
         manifest = {
             **provenance,
             "engscore_version": __version__,
-            "compared_with": str(compare) if compare is not None else None,
+            "compared_with": shown_path(compare, root) if compare is not None else None,
             "segments": {
                 r.name: {
                     "description": r.description,
@@ -359,62 +366,13 @@ def write_segments(
         (temporary / "manifest.json").write_text(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8"
         )
-        _swap_in(temporary, output)
+        swap_folder(temporary, output)
     except OSError as exc:
         raise DataError(f"{output}: cannot write segments: {exc.strerror or exc}") from exc
     finally:
         if temporary.exists():
             shutil.rmtree(temporary)
     return SegmentReport(output, str(provenance.get("as_of")), results, compare)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_interrupted(target: Path) -> None:
-    """Clean up after a run that was killed while writing ``target``.
-
-    A killed run leaves ``.<name>.tmp-<pid>`` (an incomplete new folder: removed) and, if it
-    died between the two renames of the swap, ``.<name>.old-<pid>`` with no ``target``: the
-    old folder is put back. Folders of runs still alive are left alone.
-    """
-    for leftover in sorted(target.parent.glob(f".{target.name}.*-*")):
-        kind, _, pid = leftover.name.removeprefix(f".{target.name}.").partition("-")
-        if kind not in ("tmp", "old") or not pid.isdigit() or _pid_alive(int(pid)):
-            continue
-        if kind == "old" and not target.exists():
-            os.replace(leftover, target)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Replace the folder ``target`` with ``new``: the old one stays until the new is in place."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    if not target.is_dir():
-        raise DataError(f"{target}: exists and is not a folder")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old)
-
-
-def scores_file_hash(path: Path) -> dict[str, str]:
-    """``{"path": ..., "sha256": ...}`` of the scores file a run read."""
-    return {"path": str(path), "sha256": sha256_file(path)}
 
 
 @dataclass(frozen=True)
@@ -544,5 +502,8 @@ def run_segment(request: SegmentRequest) -> SegmentReport:
         compare = request.output
     if compare is not None and not compare.is_dir():
         raise ConfigError(f"--compare: {compare}: not a segments folder")
-    made_from["scores"] = scores_file_hash(scores_path)
-    return write_segments(scores, segments, request.output, made_from, compare)
+    made_from["scores"] = {
+        "path": shown_path(scores_path, request.workdir),
+        "sha256": sha256_file(scores_path),
+    }
+    return write_segments(scores, segments, request.output, made_from, compare, request.workdir)

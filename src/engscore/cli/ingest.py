@@ -22,6 +22,7 @@ from engscore.cli.options import (
     ingest_options,
 )
 from engscore.ingest import IngestSummary, ingest_to_file
+from engscore.store import EventStore, append
 from engscore.ui import human_int
 
 
@@ -42,12 +43,31 @@ def ingest_command(
     ] = None,
     encoding: EncodingOpt = "utf-8",
     machine_open_window: MachineWindowOpt = 2.0,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Append to this event store instead of writing -o (files already loaded "
+            "are skipped, known events not re-added).",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
     debug: DebugOpt = False,
 ) -> None:
     """Load exports, map them to the canonical event schema and write one events file."""
     options = ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window)
+    if store is not None:
+        result = append(EventStore(store), events, options)
+        reporter().info(
+            f"{store}: {len(result.new_files)} new file(s), {len(result.skipped_files)} "
+            f"already loaded; +{human_int(result.rows_added)} events "
+            f"({human_int(result.duplicates)} already in the store)",
+            new_files=[str(p) for p in result.new_files],
+            rows_added=result.rows_added,
+            duplicates=result.duplicates,
+        )
+        return
     with reporter().progress(f"ingesting {len(events)} input(s)") as on_progress:
         summary = ingest_to_file(events, output, options, rejects, on_progress)
     render_summary(summary)

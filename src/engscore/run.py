@@ -1,0 +1,286 @@
+"""``engscore run``: the nightly pipeline of a project, atomic as a whole.
+
+ingest new exports into the store -> score -> segment -> report, each into a new run folder
+``<output>/.tmp-<pid>``; only when every step succeeded is the folder renamed to
+``<output>/<as-of>`` and the ``<output>/latest`` symlink moved to it (an atomic rename). A run
+that fails or is killed leaves ``latest`` on the previous complete run; the next run removes
+what a dead one left behind. One run per project at a time: an exclusive ``flock`` on
+``.engscore/run.lock`` (the kernel releases it when a process dies, so a killed run's lock is
+taken over safely).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engscore import __version__
+from engscore.config import Project
+from engscore.errors import DataError, LockedError
+from engscore.ingest import IngestOptions
+from engscore.outputs import pid_alive, sha256_file, shown_path, write_frame, write_json
+from engscore.report import ReportRequest, run_report
+from engscore.score import (
+    ScoreRequest,
+    compute_scores,
+    format_instant,
+    prepare_scoring,
+    provenance,
+    scores_metadata,
+)
+from engscore.segments import SegmentRequest, run_segment
+from engscore.store import EventStore, append
+from engscore.ui import human_int
+
+LOCK_FILE = Path(".engscore") / "run.lock"
+LATEST = "latest"
+_TMP_PREFIX = ".tmp-"
+
+
+@contextmanager
+def project_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the project's run lock; LockedError at once, or after ``wait_seconds``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise LockedError(
+                        f"{path}: another engscore run is in progress ({holder}); "
+                        "try again later or pass --wait SECONDS"
+                    ) from None
+                time.sleep(min(0.5, max(deadline - time.monotonic(), 0.01)))
+        handle.seek(0)
+        handle.truncate()
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock
+
+
+def default_as_of() -> datetime:
+    """Now, truncated to the minute (written to the manifest so the run can be repeated)."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the one-line summary and tests."""
+
+    folder: Path
+    as_of: datetime
+    new_files: list[str] = field(default_factory=list)
+    skipped_files: int = 0
+    rows_added: int = 0
+    contacts: int = 0
+    segments: list[tuple[str, int]] = field(default_factory=list)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The one-line summary for cron mail and logs."""
+        sizes = ", ".join(f"{name} {human_int(rows)}" for name, rows in self.segments)
+        return (
+            f"run {format_instant(self.as_of)} ok: {len(self.new_files)} new file(s), "
+            f"+{human_int(self.rows_added)} events, {human_int(self.contacts)} contacts; "
+            f"segments: {sizes}; {self.seconds:.1f} s -> {self.folder}"
+        )
+
+
+def _clean_dead_runs(runs: Path) -> None:
+    for leftover in runs.glob(f"{_TMP_PREFIX}*"):
+        pid = leftover.name.removeprefix(_TMP_PREFIX)
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _input_files(project: Project) -> tuple[list[str], list[str]]:
+    """Existing input specs and warnings for the ones with nothing in them (a quiet night)."""
+    specs, notes = [], []
+    for spec in project.config.inputs.paths:
+        path = project.path(spec)
+        if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
+            notes.append(f"{path}: no export files yet")
+        elif not path.exists() and not any(ch in spec for ch in "*?["):
+            notes.append(f"{path}: not found; no new exports read")
+        elif any(ch in spec for ch in "*?[") and not list(path.parent.glob(path.name)):
+            notes.append(f"{path}: no file matches")
+        else:
+            specs.append(str(path))
+    return specs, notes
+
+
+def _run_name(runs: Path, as_of: datetime) -> Path:
+    base = as_of.strftime("%Y-%m-%dT%H%MZ")
+    candidate, number = runs / base, 1
+    while candidate.exists():
+        number += 1
+        candidate = runs / f"{base}-{number}"
+    return candidate
+
+
+def _point_latest(runs: Path, folder: Path) -> None:
+    link = runs / LATEST
+    temporary = runs / f".{LATEST}.tmp-{os.getpid()}"
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    os.symlink(folder.name, temporary)
+    os.replace(temporary, link)
+
+
+def _apply_retention(runs: Path, keep: int) -> None:
+    current = (runs / LATEST).resolve() if (runs / LATEST).is_symlink() else None
+    folders = sorted(
+        p for p in runs.iterdir() if p.is_dir() and not p.is_symlink() and p.name[0] != "."
+    )
+    for old in folders[:-keep] if len(folders) > keep else []:
+        if current is None or old.resolve() != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+Step = Callable[[str], None]
+
+
+def run_project(
+    project: Project,
+    as_of: datetime | None = None,
+    wait_seconds: float = 0.0,
+    on_step: Step | None = None,
+) -> RunSummary:
+    """``engscore run``: the whole pipeline under the project lock (see the module docstring)."""
+    step = on_step or (lambda name: None)
+    with project_lock(project.root / LOCK_FILE, wait_seconds):
+        return _run_locked(project, as_of or default_as_of(), step)
+
+
+def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
+    started = time.perf_counter()
+    config = project.config
+    root = project.root
+    runs = project.path(config.output)
+    runs.mkdir(parents=True, exist_ok=True)
+    _clean_dead_runs(runs)
+    summary = RunSummary(folder=runs, as_of=as_of)
+    work = runs / f"{_TMP_PREFIX}{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    try:
+        options = IngestOptions(
+            preset=config.inputs.preset,
+            timezone=config.inputs.timezone,
+            mapping=project.path(config.inputs.mapping) if config.inputs.mapping else None,
+            on_error=config.inputs.on_error,
+            encoding=config.inputs.encoding,
+        )
+        store = EventStore(project.path(config.store))
+        step("ingest")
+        specs, notes = _input_files(project)
+        summary.warnings += notes
+        added = None
+        if specs:
+            added = append(store, specs, options)
+            summary.new_files = [shown_path(p, root) for p in added.new_files]
+            summary.skipped_files = len(added.skipped_files)
+            summary.rows_added = added.rows_added
+        if not store.part_files():
+            raise DataError(f"{store.root}: the store holds no events yet; nothing to score")
+
+        step("score")
+        rules = project.path(config.rules) if config.rules else None
+        contacts = project.path(config.contacts) if config.contacts else None
+        request = ScoreRequest(
+            events=[str(store.root)], as_of=as_of, rules_path=rules, contacts_path=contacts
+        )
+        prepared = prepare_scoring(request)
+        summary.warnings += prepared.warnings
+        scores = compute_scores(prepared)
+        made_from = provenance(prepared, root)
+        made_from["inputs"] = [{"path": shown_path(store.root, root), "store": True}]
+        scores_path = work / "scores.parquet"
+        write_frame(scores, scores_path, metadata=scores_metadata(made_from))
+        summary.contacts = scores.height
+
+        step("segment")
+        latest = runs / LATEST
+        previous_segments = latest / "segments"
+        previous = previous_segments if (previous_segments / "manifest.json").is_file() else None
+        segmented = run_segment(
+            SegmentRequest(
+                workdir=root,
+                output=work / "segments",
+                scores=scores_path,
+                rules=rules,
+                segments_file=project.path(config.segments) if config.segments else None,
+                inactive=config.inactive,
+                compare=previous,
+            )
+        )
+        summary.segments = [(s.name, s.rows) for s in segmented.segments]
+
+        step("report")
+        run_report(
+            ReportRequest(
+                workdir=root,
+                output=work / "report.html",
+                scores=scores_path,
+                events=[str(store.root)],
+                segments=work / "segments",
+                rules=rules,
+                contacts=contacts,
+                by=list(config.report.by),
+                title=config.report.title,
+                generated_at=as_of,
+            )
+        )
+
+        step("publish")
+        manifest: dict[str, Any] = {
+            "as_of": format_instant(as_of),
+            "engscore_version": __version__,
+            "config": {
+                "path": shown_path(Path(project.source), root),
+                "sha256": sha256_file(Path(project.source)),
+            },
+            "new_files": summary.new_files,
+            "rows_added": summary.rows_added,
+            "duplicates_skipped": added.duplicates if added is not None else 0,
+            "contacts": summary.contacts,
+            "segments": dict(summary.segments),
+            "warnings": summary.warnings,
+        }
+        write_json(manifest, work / "manifest.json")
+        final = _run_name(runs, as_of)
+        os.replace(work, final)
+        _point_latest(runs, final)
+        summary.folder = final
+        _apply_retention(runs, config.retention)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A run folder's manifest."""
+    return dict(json.loads((folder / "manifest.json").read_text("utf-8")))

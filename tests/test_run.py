@@ -1,0 +1,268 @@
+"""`engscore run`, the project config and the event store: cron-grade behaviour."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from engscore.cli import app
+from engscore.config import init_project, load_project
+from engscore.errors import ConfigError, LockedError
+from engscore.run import project_lock
+from engscore.store import EventStore, append, compact, info
+from helpers import utc
+
+runner = CliRunner()
+AS_OF = "2026-11-01T03:00:00Z"
+
+
+def split_exports(example_data: Path, folder: Path) -> tuple[Path, Path]:
+    """Two CSV exports of the example events that overlap by two weeks."""
+    events = pl.read_parquet(example_data / "events.parquet")
+    first = folder / "export-1.csv"
+    second = folder / "export-2.csv"
+    events.filter(pl.col("timestamp") < utc(2026, 10, 1)).write_csv(first)
+    events.filter(pl.col("timestamp") >= utc(2026, 9, 15)).write_csv(second)
+    return first, second
+
+
+@pytest.fixture
+def project(example_data: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "proj"
+    init_project(folder)
+    split_exports(example_data, folder / "incoming")
+    return folder
+
+
+def run_cli(folder: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["run", "--config", str(folder / "engscore.yaml"), *args])
+    return result.exit_code, result.output
+
+
+def test_store_adds_nothing_twice_and_only_new_rows(example_data: Path, tmp_path: Path) -> None:
+    first, second = split_exports(example_data, tmp_path)
+    store = EventStore(tmp_path / "store")
+    one = append(store, [str(first)])
+    assert one.rows_added == one.rows_read > 0
+    again = append(store, [str(first)])
+    assert again.new_files == [] and again.rows_added == 0
+    renamed = tmp_path / "same-content.csv"
+    renamed.write_bytes(first.read_bytes())
+    assert append(store, [str(renamed)]).new_files == []  # known by content, not by name
+    two = append(store, [str(second)])
+    assert 0 < two.rows_added < two.rows_read  # the two overlapping weeks are not re-added
+    total = pl.read_parquet(example_data / "events.parquet").height
+    assert info(store).rows == total
+    late = tmp_path / "late.csv"
+    late.write_text(
+        "contact_id,event_type,timestamp,event_id\nann@x.com,open,2026-09-20T10:00:00Z,late-1\n"
+    )
+    assert append(store, [str(late)]).rows_added == 1  # a second file in September
+    parts_before = info(store).part_files
+    assert compact(store) == 1
+    assert info(store).rows == total + 1 and info(store).part_files == parts_before - 1
+
+
+def test_run_twice_gives_byte_identical_outputs(example_data: Path, tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        init_project(folder)
+        split_exports(example_data, folder / "incoming")
+        code, out = run_cli(folder, "--as-of", AS_OF)
+        assert code == 0, out
+        latest = folder / "runs" / "latest"
+        outputs.append(
+            {
+                str(p.relative_to(latest)): p.read_bytes()
+                for p in sorted(latest.rglob("*"))
+                if p.is_file()
+            }
+        )
+    assert outputs[0].keys() == outputs[1].keys()
+    assert {"scores.parquet", "report.html", "manifest.json", "segments/sunset.csv"} <= set(
+        outputs[0]
+    )
+    for key in outputs[0]:
+        assert outputs[0][key] == outputs[1][key], key
+
+
+def test_summary_line_and_exit_codes(project: Path) -> None:
+    code, out = run_cli(project, "--as-of", AS_OF, "--log-format", "json")
+    assert code == 0, out
+    assert '"rows_added"' in out and '"segments"' in out
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0
+    assert "0 new file(s), +0 events" in out
+    assert len([p for p in (project / "runs").iterdir() if p.is_dir() and not p.is_symlink()]) == 2
+
+
+def test_retention_keeps_the_last_runs(project: Path) -> None:
+    config = project / "engscore.yaml"
+    config.write_text(config.read_text().replace("retention: 7", "retention: 2"))
+    for day in (1, 2, 3):
+        code, out = run_cli(project, "--as-of", f"2026-11-0{day}T03:00:00Z")
+        assert code == 0, out
+    runs = sorted(p.name for p in (project / "runs").iterdir() if not p.is_symlink())
+    assert runs == ["2026-11-02T0300Z", "2026-11-03T0300Z"]
+    assert (project / "runs" / "latest").resolve().name == "2026-11-03T0300Z"
+
+
+def test_corrupt_export_fails_and_changes_nothing(project: Path) -> None:
+    assert run_cli(project, "--as-of", AS_OF)[0] == 0
+    before_latest = (project / "runs" / "latest").resolve()
+    before_store = sorted(p.name for p in (project / "store").rglob("*"))
+    bad = project / "incoming" / "export-3.csv"
+    bad.write_text("contact_id,event_type,timestamp\nx@y.com,open,not a time\n")
+    code, out = run_cli(project, "--as-of", "2026-11-02T03:00:00Z")
+    assert code == 1
+    assert "export-3.csv:2: unparseable timestamp" in out
+    assert (project / "runs" / "latest").resolve() == before_latest
+    assert sorted(p.name for p in (project / "store").rglob("*")) == before_store
+
+
+KILL_AT = """
+import os, signal, sys
+from pathlib import Path
+import engscore.run as run
+import engscore.store as store
+from engscore.config import load_project
+target = sys.argv[2]
+names = {"ingest": (run, "append"), "catalogue": (store, "write_json"),
+         "score": (run, "compute_scores"), "segment": (run, "run_segment"),
+         "report": (run, "run_report"), "publish": (run, "write_json")}
+module, name = names[target]
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(module, name, die)
+from engscore.timestamps import parse_instant
+run.run_project(load_project(Path(sys.argv[1]) / "engscore.yaml"), parse_instant(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("step", ["ingest", "catalogue", "score", "segment", "report", "publish"])
+def test_a_kill_in_any_step_keeps_latest_and_the_next_run_works(project: Path, step: str) -> None:
+    first = project / "incoming" / "export-2.csv"
+    parked = project / "export-2.csv"
+    first.rename(parked)  # the first run sees only export-1
+    assert run_cli(project, "--as-of", AS_OF)[0] == 0
+    latest = (project / "runs" / "latest").resolve()
+    parked.rename(first)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT, str(project), step, "2026-11-02T03:00:00Z"], check=False
+    )
+    assert killed.returncode == -9
+    assert (project / "runs" / "latest").resolve() == latest
+    code, out = run_cli(project, "--as-of", "2026-11-02T03:00:00Z")
+    assert code == 0, out
+    assert (project / "runs" / "latest").resolve().name == "2026-11-02T0300Z"
+    assert not [p for p in (project / "runs").iterdir() if p.name.startswith(".tmp-")]
+    # Whatever the kill left in the store, the events are there once.
+    total = info(EventStore(project / "store")).rows
+    assert (
+        total
+        == pl.concat(
+            [
+                pl.read_csv(project / "incoming" / n, infer_schema=False)
+                for n in ("export-1.csv", "export-2.csv")
+            ]
+        )
+        .unique(subset=["contact_id", "event_id"])
+        .height
+    )
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from engscore.run import project_lock
+with project_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_two_concurrent_runs_exactly_one_proceeds(project: Path) -> None:
+    lock = project / ".engscore" / "run.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        code, out = run_cli(project, "--as-of", AS_OF)
+        assert code == 75
+        assert "another engscore run is in progress" in out and f"pid {holder.pid}" in out
+        started = time.monotonic()
+        with pytest.raises(LockedError):
+            with project_lock(lock, wait_seconds=1.0):
+                pass
+        assert time.monotonic() - started >= 1.0
+    finally:
+        holder.kill()
+        holder.wait()
+    # The killed holder's lock is released by the kernel: the next run takes it over.
+    assert run_cli(project, "--as-of", AS_OF)[0] == 0
+
+
+def test_config_errors_name_the_line_and_env_overrides(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project / "engscore.yaml"
+    config.write_text(config.read_text().replace("retention: 7", "retention: seven"))
+    with pytest.raises(ConfigError, match=r"engscore.yaml:\d+: retention: must be a whole number"):
+        load_project(config)
+    config.write_text(config.read_text().replace("retention: seven", "retentoin: 7"))
+    with pytest.raises(ConfigError, match="retentoin: unknown key"):
+        load_project(config)
+    config.write_text(config.read_text().replace("retentoin: 7", "retention: 7"))
+    monkeypatch.setenv("ENGSCORE_RETENTION", "3")
+    monkeypatch.setenv("ENGSCORE_STORE", "/srv/engscore/store")
+    loaded = load_project(config).config
+    assert loaded.retention == 3 and loaded.store == "/srv/engscore/store"
+
+
+def test_init_never_overwrites(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / "rules.yaml").is_file() and (tmp_path / "p" / "incoming").is_dir()
+    result = runner.invoke(app, ["init", str(tmp_path / "p")])
+    assert result.exit_code == 2 and "already exists; not overwriting it" in result.output
+
+
+def test_run_without_a_project_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENGSCORE_CONFIG", raising=False)
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "no engscore.yaml here: run `engscore init` first" in result.output
+
+
+def test_score_reads_a_store(project: Path, tmp_path: Path) -> None:
+    store = EventStore(project / "store")
+    append(store, [str(project / "incoming")])
+    out = tmp_path / "s.parquet"
+    result = runner.invoke(app, ["score", str(store.root), "--as-of", AS_OF, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pl.read_parquet(out).height > 0
+    _ = os
+
+
+def test_ingest_into_a_store_through_the_cli(example_data: Path, tmp_path: Path) -> None:
+    first, _ = split_exports(example_data, tmp_path)
+    store = tmp_path / "store"
+    result = runner.invoke(app, ["ingest", str(first), "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "1 new file(s), 0 already loaded" in result.output
+    result = runner.invoke(app, ["ingest", str(first), "--store", str(store)])
+    assert "0 new file(s), 1 already loaded; +0 events" in result.output
+    result = runner.invoke(app, ["store", "info", str(store)])
+    assert result.exit_code == 0 and "files loaded" in result.output
