@@ -48,6 +48,13 @@ echo "== explaining the top contact's score: $out/explain_top_contact.json"
   > "$out/explain_top_contact.json"
 
 echo
+echo "== a cron-style project: engscore init, an export lands, engscore run"
+"$engscore" init "$out/project" -q
+cp "$out/data/events.parquet" "$out/project/incoming/export-2026-11-01.parquet"
+"$engscore" run --config "$out/project/engscore.yaml" --as-of 2026-11-01T03:00:00Z
+
+echo
 echo "Outputs in $out/:"
 find "$out" -maxdepth 1 -type f | sort | sed 's/^/  /'
 echo "  $out/segments/ (one CSV + Parquet per segment, manifest.json)"
+echo "  $out/project/runs/latest/ (the project run: scores, segments, report.html, manifest.json)"

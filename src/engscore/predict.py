@@ -98,6 +98,7 @@ __all__ = [
     "fit_gamma_gamma",
     "fit_mbgnbd",
     "fit_pareto_nbd",
+    "log_likelihood",
     "output_columns",
     "p_alive",
     "predict_contacts",
@@ -245,8 +246,7 @@ def purchase_summary(
     schema = events.collect_schema()
     if rfm.amount_column not in schema:
         raise ConfigError(
-            f"rfm: unknown column {rfm.amount_column!r} "
-            f"(events have: {', '.join(schema.names())})"
+            f"rfm: unknown column {rfm.amount_column!r} (events have: {', '.join(schema.names())})"
         )
     purchases = events.filter(
         (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(rfm.purchase_events)
@@ -315,8 +315,16 @@ class _Rows:
         return float(self.w.sum())
 
 
+def _mostly_distinct(values: FloatArray) -> bool:
+    """True when most values differ (a HyperLogLog estimate): deduplicating would not pay."""
+    estimate = pl.DataFrame({"v": values.ravel()}).select(pl.col("v").approx_n_unique()).item()
+    return int(estimate) > 0.7 * values.size
+
+
 def _aggregate(x: FloatArray, t_x: FloatArray, T: FloatArray) -> _Rows:
     """Identical rows counted once, with weights (a hash group-by in Polars)."""
+    if x.size >= _DEDUPLICATE_FROM and _mostly_distinct(T):
+        return _Rows(x, t_x, T, np.ones(x.size))
     frame = pl.DataFrame({"x": x, "t_x": t_x, "T": T})
     grouped = frame.group_by("x", "t_x", "T").len().sort("x", "T", "t_x")
     return _Rows(
@@ -495,6 +503,20 @@ def fit_mbgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> MbgNbd
     return MbgNbdParams(r, alpha, a, b, ll, n)
 
 
+def log_likelihood(
+    params: PurchaseParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> float:
+    """The total log-likelihood of ``params`` on the summary (e.g. for likelihood-ratio tests)."""
+    xf, tf, Tf = _floats(x), _floats(t_x), _floats(T)
+    _check_summary(xf, tf, Tf)
+    rows = _aggregate(xf, tf, Tf)
+    if isinstance(params, ParetoNbdParams):
+        values = _pareto_ll(params.r, params.alpha, params.s, params.beta, rows.x, rows.t_x, rows.T)
+        return float(rows.w @ values)
+    family = _BgFamily(rows, isinstance(params, MbgNbdParams))
+    return family.value(params.r, params.alpha, params.a, params.b)[0]
+
+
 # --------------------------------------------------------------------------- Pareto/NBD
 
 
@@ -502,6 +524,7 @@ def _pareto_log_a0(
     r: float, alpha: float, s: float, beta: float, x: FloatArray, t_x: FloatArray, T: FloatArray
 ) -> FloatArray:
     """``log A0`` of the Pareto/NBD likelihood (Fader, Hardie & Lee 2005 note, eq. 21-22)."""
+    second: float | FloatArray
     if alpha >= beta:
         high, low, second = alpha, beta, s + 1.0
     else:
@@ -662,9 +685,7 @@ def _bg_p_alive(
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     modified = isinstance(params, MbgNbdParams)
     shift = x if modified else np.maximum(x - 1.0, 0.0)
-    log_odds = math.log(a) - np.log(b + shift) + (r + x) * (
-        np.log(alpha + T) - np.log(alpha + t_x)
-    )
+    log_odds = math.log(a) - np.log(b + shift) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
     alive = np.asarray(special.expit(-log_odds), dtype=np.float64)
     if not modified:
         alive = np.where(x > 0, alive, 1.0)
@@ -725,9 +746,7 @@ def _bg_bracket(
     z = t / (alpha + T + t)
     c = a + b + x - 1.0 + m
     log_h = np.log(_hyp2f1(a + b - 1.0 + m - r, a - 1.0, c, z))
-    return np.asarray(
-        c / (a - 1.0) * -np.expm1((a - 1.0) * np.log1p(-z) + log_h), dtype=np.float64
-    )
+    return np.asarray(c / (a - 1.0) * -np.expm1((a - 1.0) * np.log1p(-z) + log_h), dtype=np.float64)
 
 
 def expected_spend(
@@ -788,16 +807,13 @@ def _cumulative_expectations(
         r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
         scale = (r + x) * (beta + T) / (alpha + T)
         return [scale * _expm1_ratio(s - 1.0, np.log1p(t / (beta + T))) for t in times]
-    if x.size >= _DEDUPLICATE_FROM:
-        frame = pl.DataFrame({"x": x.ravel(), "T": T.ravel()}).with_row_index("_row")
-        groups = frame.group_by("x", "T").agg("_row").with_row_index("_group")
-        if groups.height < 0.8 * frame.height:
-            ux = groups["x"].to_numpy()
-            uT = groups["T"].to_numpy()
-            rows = groups.select(pl.col("_row").explode(), pl.col("_group").repeat_by(
-                pl.col("_row").list.len()).explode())
-            inverse = np.empty(x.size, dtype=np.int64)
-            inverse[rows["_row"].to_numpy()] = rows["_group"].to_numpy()
+    if x.size >= _DEDUPLICATE_FROM and not _mostly_distinct(T):
+        frame = pl.DataFrame({"x": x.ravel(), "T": T.ravel()})
+        keys = frame.unique().with_row_index("_group")
+        if keys.height < 0.8 * frame.height:
+            ux, uT = keys["x"].to_numpy(), keys["T"].to_numpy()
+            joined = frame.join(keys, on=["x", "T"], how="left", maintain_order="left")
+            inverse = joined["_group"].to_numpy()
             return [
                 _bg_bracket(params, np.full(ux.shape, t), ux, uT)[inverse].reshape(x.shape)
                 for t in times
@@ -817,12 +833,14 @@ def simulate_bgnbd(
     rng: np.random.Generator,
     *,
     modified: bool = False,
-) -> tuple[FloatArray, FloatArray]:
-    """``(x, t_x)`` drawn from the exact continuous-time (M)BG/NBD process up to ``T``.
+    holdout: float = 0.0,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(x, t_x, x_holdout)`` drawn from the exact continuous-time (M)BG/NBD process.
 
     Each customer gets ``lambda ~ Gamma(r, alpha)`` and ``p ~ Beta(a, b)``, buys first at time
     0, then at exponential gaps; after each repeat purchase (and, for MBG/NBD, also right after
-    the first purchase) they drop out with probability ``p``.
+    the first purchase) they drop out with probability ``p``. ``x`` and ``t_x`` summarise
+    ``(0, T]``; ``x_holdout`` counts the purchases in ``(T, T + holdout]``.
     """
     Tf = _floats(T)
     n = Tf.size
@@ -830,6 +848,7 @@ def simulate_bgnbd(
     drop = rng.beta(a, b, n)
     x = np.zeros(n)
     t_x = np.zeros(n)
+    later = np.zeros(n)
     now = np.zeros(n)
     active = np.ones(n, dtype=bool)
     if modified:
@@ -837,21 +856,31 @@ def simulate_bgnbd(
     index = np.flatnonzero(active & (rate > 0))
     while index.size:
         now[index] += rng.exponential(1.0, index.size) / rate[index]
-        index = index[now[index] <= Tf[index]]
-        x[index] += 1
-        t_x[index] = now[index]
+        index = index[now[index] <= Tf[index] + holdout]
+        calibration = now[index] <= Tf[index]
+        inside = index[calibration]
+        x[inside] += 1
+        t_x[inside] = now[inside]
+        later[index[~calibration]] += 1
         index = index[rng.random(index.size) >= drop[index]]
-    return x, t_x
+    return x, t_x, later
 
 
 def simulate_pareto_nbd(
-    r: float, alpha: float, s: float, beta: float, T: npt.ArrayLike, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray]:
-    """``(x, t_x)`` drawn from the exact Pareto/NBD process up to ``T``.
+    r: float,
+    alpha: float,
+    s: float,
+    beta: float,
+    T: npt.ArrayLike,
+    rng: np.random.Generator,
+    *,
+    holdout: float = 0.0,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(x, t_x, x_holdout)`` drawn from the exact Pareto/NBD process.
 
     ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``, lifetime ``tau ~ Exp(mu)``; given
     ``x`` Poisson purchases in ``(0, min(tau, T)]``, the last is the largest of ``x`` uniform
-    times.
+    times. ``x_holdout`` counts the purchases in ``(T, min(tau, T + holdout)]``.
     """
     Tf = _floats(T)
     n = Tf.size
@@ -859,9 +888,10 @@ def simulate_pareto_nbd(
     lifetime = rng.exponential(1.0, n) / rng.gamma(s, 1.0 / beta, n)
     span = np.minimum(lifetime, Tf)
     x = rng.poisson(rate * span).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        t_x = np.where(x > 0, span * rng.random(n) ** (1.0 / np.maximum(x, 1.0)), 0.0)
-    return x, t_x
+    t_x = np.where(x > 0, span * rng.random(n) ** (1.0 / np.maximum(x, 1.0)), 0.0)
+    after = np.clip(lifetime - Tf, 0.0, holdout)
+    later = rng.poisson(rate * after).astype(np.float64)
+    return x, t_x, later
 
 
 def simulate_gamma_gamma(

@@ -1,0 +1,87 @@
+"""Nightly-run benchmark: `engscore run` adding one day of events to a store of N events.
+
+    python benchmarks/bench_run.py [--events 100000000] [--repeat 1]
+
+Builds (once, cached under benchmarks/data/) a project whose store holds the generated events
+except the last day, written straight into the store layout (monthly Parquet files and a
+catalogue), then times `engscore run` as a process while the last day lands as a new export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+from bench_ingest import dataset, run_child
+
+ROOT = Path(__file__).resolve().parents[1]
+AS_OF = "2026-11-01T03:00:00Z"
+
+
+def project(events: int) -> tuple[Path, Path]:
+    """A project with the store filled up to the last day, and the last day's export."""
+    source = dataset(events)
+    folder = source.parent / "project"
+    last_day = folder / "last-day.parquet"
+    if (folder / "store" / "catalogue.json").is_file():
+        return folder, last_day
+    shutil.rmtree(folder, ignore_errors=True)
+    run_child([sys.executable, "-m", "engscore", "init", str(folder), "-q"])
+    frame = pl.scan_parquet(source)
+    end = frame.select(pl.col("timestamp").max()).collect().item()
+    cut = end - timedelta(days=1)  # the last 24 hours are the night's new export
+    frame.filter(pl.col("timestamp") >= cut).sink_parquet(last_day)
+    events_folder = folder / "store" / "events"
+    events_folder.mkdir(parents=True)
+    print(f"writing the store for {events:,} events ...", flush=True)
+    frame.filter(pl.col("timestamp") < cut).with_columns(
+        _month=pl.col("timestamp").dt.strftime("%Y-%m")
+    ).sink_parquet(
+        pl.PartitionBy(events_folder, key="_month", include_key=False),
+        mkdir=True,
+    )
+    for part in events_folder.glob("_month=*"):
+        part.rename(events_folder / part.name.removeprefix("_month="))
+    for month in events_folder.iterdir():
+        for index, file in enumerate(sorted(month.glob("*.parquet"))):
+            file.rename(month / f"part-bench{index:04d}.parquet")
+    catalogue = {"version": 1, "files": [{"path": str(source), "size": 0, "sha256": "bench"}]}
+    (folder / "store" / "catalogue.json").write_text(json.dumps(catalogue))
+    return folder, last_day
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    folder, last_day = project(args.events)
+    times, peaks = [], []
+    for _ in range(args.repeat):
+        work = folder.with_name("project-run")
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(folder, work, symlinks=True)
+        shutil.copy(last_day, work / "incoming" / "last-day.parquet")
+        command = [sys.executable, "-m", "engscore", "run", "--config", str(work / "engscore.yaml")]
+        elapsed, peak = run_child([*command, "--as-of", AS_OF, "-q"])
+        times.append(elapsed)
+        peaks.append(peak)
+        print(f"  run: {elapsed:.1f} s, peak RSS {peak:.2f} GB", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+    rows = pl.scan_parquet(last_day).select(pl.len()).collect().item()
+    wall, peak = statistics.median(times), statistics.median(peaks)
+    print()
+    print("| store events | new events | run wall time | peak RSS |")
+    print("|---|---|---|---|")
+    print(f"| {args.events:,} | {rows:,} | {wall:.1f} s | {peak:.2f} GB |")
+
+
+if __name__ == "__main__":
+    main()
