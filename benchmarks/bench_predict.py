@@ -8,6 +8,10 @@ worst case) and once with times on whole days, as ``purchase_summary`` gives the
 rows, which the fit aggregates). Times the fits and the predictions (P(alive), expected
 purchases over 90 days, 12-month CLV with Gamma-Gamma) and prints the median of ``--repeat``
 runs as a table.
+
+For comparison, ``lifetimes`` 0.11.3 (``BetaGeoFitter``, in its own environment with numpy 1
+and pandas 2.1) needed 6.9 s to fit the same 1,000,000 continuous customers on this two-core
+machine (same parameters to four digits), and 0.22 s for the 90-day expectations.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ def main() -> None:
         row.times["clv 12m (12 monthly steps)"] = median_time(
             partial(clv, bg, gg, xs, txs, Ts, m, 365.25, 0.10), args.repeat
         )[0]
+        row.times["all three"] = sum(row.times[c] for c in list(row.times)[2:])
         rows.append(row)
         print(f"{label}: {bg.describe()}; {mbg.describe()}; {gg.describe()}")
     columns = list(rows[0].times)

@@ -12,7 +12,13 @@ from engscore.errors import ConfigError, DataError
 from engscore.points import ledger
 from engscore.rules import load_rules
 from engscore.schema import CANONICAL_EVENT_TYPES
-from engscore.score import ScoreRequest, prepare_scoring, run_score, validate_rules_file
+from engscore.score import (
+    ScoreRequest,
+    compute_scores,
+    prepare_scoring,
+    run_score,
+    validate_rules_file,
+)
 from helpers import utc
 
 AS_OF = utc(2026, 11, 1)
@@ -52,6 +58,9 @@ def test_scores_file_has_the_spec_columns(example_data: Path, tmp_path: Path) ->
         "f",
         "m",
         "rfm_segment",
+        "p_alive",
+        "expected_purchases_90d",
+        "clv",
     ]
     assert scores.columns == expected
     assert scores["contact_id"].is_sorted() and scores["contact_id"].n_unique() == scores.height
@@ -151,3 +160,24 @@ def test_validate_warns_on_non_canonical_columns(tmp_path: Path) -> None:
     assert report.warnings == [
         f"{rules}:4: points[0].where: 'tier' is not a canonical column; your events must have it"
     ]
+
+
+def test_too_few_buyers_leave_predictions_null_and_say_why(example_data: Path) -> None:
+    prepared = prepare_scoring(request(example_data))
+    scores = compute_scores(prepared)
+    assert scores["p_alive"].null_count() == scores.height
+    assert any(w.startswith("predictions: ") and "buyers" in w for w in prepared.warnings)
+
+
+def test_predictions_fill_in_with_enough_buyers(example_data: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("predict:\n  min_buyers: 10\n  min_repeat_buyers: 5\n")
+    prepared = prepare_scoring(request(example_data, rules_path=rules))
+    scores = compute_scores(prepared)
+    buyers = scores.filter(pl.col("r").is_not_null())
+    assert buyers["p_alive"].null_count() == 0
+    assert buyers["p_alive"].is_between(0, 1).all()
+    assert (
+        scores.filter(pl.col("r").is_null())["p_alive"].null_count()
+        == scores.height - buyers.height
+    )

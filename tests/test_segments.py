@@ -52,6 +52,8 @@ def scores_frame() -> pl.DataFrame:
             "frequency": [4, None, None, 1, None],
             "monetary": [400.0, None, None, 20.0, None],
             "rfm_segment": ["Champions", None, None, "Lost", None],
+            "p_alive": [0.9, None, None, 0.4, None],
+            "clv": [120.0, None, None, 8.0, None],
         }
     )
 

@@ -54,12 +54,19 @@ CLV
 
 Fitting and numerics
     The likelihoods are written in logs (``gammaln``, ``betaln``, log-sum-exp in the form
-    ``log(e^-u + c)`` with ``u >= 0``) and maximised over the logarithms of the parameters with
-    L-BFGS-B and analytic gradients. Identical ``(x, t_x, T)`` rows are first aggregated with
-    weights (day-level data has many), and terms that depend on ``x`` alone are summed per
-    distinct ``x``. The conditional expectations use the Euler transform of the hypergeometric
-    function, ``2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose series behaves for any ``x``, evaluated
-    once per distinct ``(x, T)`` pair.
+    ``log(e^-u + c)`` with ``u >= 0``) and maximised over the logarithms of the parameters by
+    BFGS with analytic gradients (Pareto/NBD: central differences), from a few starting
+    points until one converges (largest gradient of the mean log-likelihood below 1e-4; else
+    ``ConvergenceError``). Identical ``(x, t_x, T)`` rows are first aggregated with weights
+    (day-level data has many), and terms that depend on ``x`` alone are summed per distinct
+    ``x``. Sums avoid BLAS, whose threads stall on a loaded two-core machine.
+
+    The conditional expectations use the Euler transform of the hypergeometric function,
+    ``(1 - z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose series behaves for any ``x``
+    (the untransformed ``2F1(r+x, b+x; a+b+x-1; z)`` grows like ``(1-z)^-x`` and overflows
+    for large ``x``), evaluated once per distinct ``(x, T)`` pair: with day-level summaries
+    there are far fewer pairs than customers. CLV over 12 monthly steps needs 12 such
+    evaluations, the costliest part of the predictions.
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ __all__ = [
     "simulate_bgnbd",
     "simulate_gamma_gamma",
     "simulate_pareto_nbd",
+    "spend_log_likelihood",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -126,6 +134,9 @@ _GRADIENT_TOLERANCE = 1e-4
 #: Row counts from which hypergeometric terms are deduplicated and computed in threads.
 _DEDUPLICATE_FROM = 5_000
 _THREADS_FROM = 200_000
+#: Distinct rows from which a fit starts from a fit on a sample of this many customers.
+_WARM_START_FROM = 100_000
+_WARM_START_SAMPLE = 50_000
 
 
 class ConvergenceError(ValueError):
@@ -356,7 +367,7 @@ class _BgFamily:
         self.total = rows.total
         # Terms in x alone: summed per distinct x.
         xs = rows.x.astype(np.int64)
-        counts = np.bincount(xs, weights=rows.w)
+        counts = np.bincount(xs, weights=rows.w).astype(np.float64)
         present = counts > 0
         self.ux = np.flatnonzero(present).astype(np.float64)
         self.nx = counts[present]
@@ -367,8 +378,8 @@ class _BgFamily:
         self.x = rows.x[with_c]
         self.t_x = rows.t_x[with_c]
         self.T = rows.T[with_c]
-        self.w = rows.w[with_c]
-        self.wx = self.w * self.x
+        w = rows.w[with_c]
+        self.w: FloatArray | None = None if bool((w == 1).all()) else w
         self.shift = self.x - 1.0 + self.m  # c = a / (b + shift)
 
     def __call__(self, theta: FloatArray) -> tuple[float, FloatArray]:
@@ -381,90 +392,109 @@ class _BgFamily:
     def value(self, r: float, alpha: float, a: float, b: float) -> tuple[float, FloatArray]:
         """The log-likelihood and its gradient in ``(r, alpha, a, b)``."""
         m, ux, nx = self.m, self.ux, self.nx
-        # x-only terms.
-        ll = float(
-            nx
-            @ (
-                special.gammaln(r + ux)
-                + special.betaln(a, b + ux + m)
-                - special.gammaln(r)
-                - special.betaln(a, b)
-            )
+        # Terms in x alone, once per distinct x.
+        x_terms = (
+            special.gammaln(r + ux)
+            + special.betaln(a, b + ux + m)
+            - special.gammaln(r)
+            - special.betaln(a, b)
         )
-        ll += self.total * r * math.log(alpha)
+        ll = _dot(nx, x_terms) + self.total * r * math.log(alpha)
         psi_ab = special.digamma(a + b)
         psi_abx = special.digamma(a + b + ux + m)
-        d_r = float(nx @ (special.digamma(r + ux) - special.digamma(r))) + self.total * math.log(
-            alpha
-        )
+        d_r = _dot(nx, special.digamma(r + ux) - special.digamma(r))
+        d_r += self.total * math.log(alpha)
         d_alpha = self.total * r / alpha
-        d_a = float(nx @ (psi_ab - psi_abx))
-        d_b = float(nx @ (special.digamma(b + ux + m) - psi_abx - special.digamma(b) + psi_ab))
+        d_a = _dot(nx, psi_ab - psi_abx)
+        d_b = _dot(nx, special.digamma(b + ux + m) - psi_abx - special.digamma(b) + psi_ab)
         # One-time buyers of BG/NBD: -r log(alpha + T).
         if self.T0.size:
             aT0 = alpha + self.T0
-            lT0 = np.log(aT0)
-            ll -= r * float(self.w0 @ lT0)
-            d_r -= float(self.w0 @ lT0)
-            d_alpha -= r * float(self.w0 @ (1.0 / aT0))
+            sum_lT0 = _dot(self.w0, np.log(aT0))
+            ll -= r * sum_lT0
+            d_r -= sum_lT0
+            d_alpha -= r * _dot(self.w0, 1.0 / aT0)
         if self.x.size:
             w, s = self.w, r + self.x
             aT, at = alpha + self.T, alpha + self.t_x
             lT, lt = np.log(aT), np.log(at)
+            gap = lT - lt  # >= 0
             denom = b + self.shift
             c = a / denom
-            e = np.exp(-s * (lT - lt))
-            q = e + c
+            q = np.exp(-s * gap)
+            q += c  # e^-u + c
             p2 = c / q  # the share of the "alive until t_x, then dropped out" branch
-            p1 = 1.0 - p2
-            ll += float(w @ (np.log(q) - s * lt))
-            wp2 = w * p2
-            d_r -= float(w @ lT) - float(wp2 @ (lT - lt))
-            w_s = w * s
-            d_alpha -= float(w_s @ (p1 / aT)) + float(w_s @ (p2 / at))
-            d_a += float(wp2.sum()) / a
-            d_b -= float(wp2 @ (1.0 / denom))
+            ll += _dot(w, np.log(q)) - _dot(w, s * lt)
+            d_r -= _dot(w, lT) - _dot(w, p2 * gap)
+            # s (p1 / aT + p2 / at) with p1 = 1 - p2
+            d_alpha -= _dot(w, s * (1.0 / aT + p2 * (1.0 / at - 1.0 / aT)))
+            d_a += _dot(w, p2) / a
+            d_b -= _dot(w, p2 / denom)
         return ll, np.array([d_r, d_alpha, d_a, d_b])
 
 
+def _dot(weights: FloatArray | None, values: FloatArray) -> float:
+    """``sum(weights * values)`` without BLAS (whose threads stall on a busy machine)."""
+    if weights is None:
+        return float(np.sum(values))
+    return float(np.sum(weights * values))
+
+
 def _start_rates(x: FloatArray, T: FloatArray, w: FloatArray) -> tuple[float, float]:
-    """Method-of-moments-ish start for ``(r, alpha)``: the purchase rate's mean."""
-    rate = float(w @ (x / np.maximum(T, 1e-9))) / float(w.sum())
-    alpha = 1.0
-    return max(rate * alpha, 1e-3), alpha
+    """A start for ``(r, alpha)``: ``alpha = 1`` and ``r`` the mean of ``x / T`` (the rate's
+    gamma mean is ``r / alpha``)."""
+    rate = _dot(w, x / np.maximum(T, 1e-9)) / float(w.sum())
+    return max(rate, 1e-3), 1.0
 
 
 def _minimise(
     objective: Callable[[FloatArray], tuple[float, FloatArray]],
     starts: list[FloatArray],
     what: str,
-) -> FloatArray:
-    """The log-parameters that minimise ``objective``, from the best of ``starts``."""
+    hess_inv0: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """The log-parameters that minimise ``objective`` and BFGS's inverse Hessian there.
+
+    Tries ``starts`` in turn until one converges (``hess_inv0``, if given, is the initial
+    inverse Hessian for the first start); raises ``ConvergenceError`` when none does.
+
+    BFGS on the log-parameters, kept within ``+-_LOG_BOUND`` by a quadratic wall. (L-BFGS-B
+    would bound them directly, but its LAPACK calls stall when OpenBLAS threads compete for
+    a busy machine's cores: 50 times slower on two cores under load.)
+    """
+
+    def walled(theta: FloatArray) -> tuple[float, FloatArray]:
+        inside = np.clip(theta, -_LOG_BOUND, _LOG_BOUND)
+        excess = theta - inside
+        with np.errstate(all="ignore"):
+            value, grad = objective(inside)
+        if not math.isfinite(value) or not np.isfinite(grad).all():
+            return math.inf, np.zeros_like(theta)
+        grad = np.where(excess == 0, grad, 0.0) + 100.0 * excess
+        return value + 50.0 * float(np.sum(excess**2)), grad
+
     best: Any = None
-    for start in starts:
-        result = optimize.minimize(
-            objective,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(start),
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-        )
+    for index, start in enumerate(starts):
+        options: dict[str, Any] = {"maxiter": 2000, "gtol": 1e-9}
+        if index == 0 and hess_inv0 is not None:
+            options["hess_inv0"] = hess_inv0
+        result = optimize.minimize(walled, start, jac=True, method="BFGS", options=options)
         if not np.isfinite(result.fun):
             continue
         if best is None or result.fun < best.fun:
             best = result
-        grad = np.asarray(result.jac, dtype=np.float64)
-        free = np.abs(np.asarray(result.x)) < _LOG_BOUND - 1e-6
-        if float(np.max(np.abs(grad[free]), initial=0.0)) < _GRADIENT_TOLERANCE:
+        if _largest(result.jac) < _GRADIENT_TOLERANCE:
             break
     if best is None:
         raise ConvergenceError(f"{what}: the likelihood is not finite at any start")
-    grad = np.asarray(best.jac, dtype=np.float64)
-    free = np.abs(np.asarray(best.x)) < _LOG_BOUND - 1e-6
-    if float(np.max(np.abs(grad[free]), initial=0.0)) >= _GRADIENT_TOLERANCE:
+    if _largest(best.jac) >= _GRADIENT_TOLERANCE:
         raise ConvergenceError(f"{what}: the fit did not converge ({best.message})")
-    return np.asarray(best.x, dtype=np.float64)
+    theta = np.clip(np.asarray(best.x, dtype=np.float64), -_LOG_BOUND, _LOG_BOUND)
+    return theta, np.asarray(best.hess_inv, dtype=np.float64)
+
+
+def _largest(values: Any) -> float:
+    return float(np.max(np.abs(np.asarray(values, dtype=np.float64))))
 
 
 def _fit_bg_family(
@@ -481,7 +511,22 @@ def _fit_bg_family(
         np.log([0.5, 5.0, 0.5, 2.0]),
     ]
     what = "MBG/NBD" if modified else "BG/NBD"
-    theta = _minimise(family, starts, what)
+    hess_inv: FloatArray | None = None
+    if rows.x.size > _WARM_START_FROM:
+        # A warm start from a random sample: the mean log-likelihood of the sample has nearly
+        # the same maximum and curvature, so the full fit needs only a few iterations.
+        pick = np.random.default_rng(0).integers(0, xf.size, _WARM_START_SAMPLE)
+        sample = _BgFamily(_aggregate(xf[pick], tf[pick], Tf[pick]), modified)
+        try:
+            warm, hess_inv = _minimise(sample, starts, what)
+        except ConvergenceError:
+            pass
+        else:
+            starts = [warm, *starts]
+            hess_inv = (hess_inv + hess_inv.T) / 2
+            if not np.linalg.eigvalsh(hess_inv).min() > 0:
+                hess_inv = None
+    theta, _ = _minimise(family, starts, what, hess_inv)
     r, alpha, a, b = (float(v) for v in np.exp(theta))
     ll, _ = family.value(r, alpha, a, b)
     return r, alpha, a, b, ll, int(xf.size)
@@ -512,7 +557,7 @@ def log_likelihood(
     rows = _aggregate(xf, tf, Tf)
     if isinstance(params, ParetoNbdParams):
         values = _pareto_ll(params.r, params.alpha, params.s, params.beta, rows.x, rows.t_x, rows.T)
-        return float(rows.w @ values)
+        return _dot(rows.w, values)
     family = _BgFamily(rows, isinstance(params, MbgNbdParams))
     return family.value(params.r, params.alpha, params.a, params.b)[0]
 
@@ -574,68 +619,90 @@ def fit_pareto_nbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> Pa
     def _objective(theta: FloatArray) -> float:
         r, alpha, s, beta = np.exp(theta)
         with np.errstate(all="ignore"):
-            ll = float(rows.w @ _pareto_ll(r, alpha, s, beta, rows.x, rows.t_x, rows.T))
+            ll = _dot(rows.w, _pareto_ll(r, alpha, s, beta, rows.x, rows.t_x, rows.T))
         return -ll / total if math.isfinite(ll) else math.inf
 
     r0, alpha0 = _start_rates(rows.x, rows.T, rows.w)
     starts = [np.log([r0, alpha0, 1.0, 1.0]), np.zeros(4), np.log([0.5, 10.0, 0.5, 10.0])]
-    theta = _minimise(objective, starts, "Pareto/NBD")
+    theta, _ = _minimise(objective, starts, "Pareto/NBD")
     r, alpha, s, beta = (float(v) for v in np.exp(theta))
-    ll = float(rows.w @ _pareto_ll(r, alpha, s, beta, rows.x, rows.t_x, rows.T))
+    ll = _dot(rows.w, _pareto_ll(r, alpha, s, beta, rows.x, rows.t_x, rows.T))
     return ParetoNbdParams(r, alpha, s, beta, ll, int(xf.size))
 
 
 # --------------------------------------------------------------------------- Gamma-Gamma
 
 
-def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaGammaParams:
-    """Fit the Gamma-Gamma spend model on repeat buyers.
+class _GammaGamma:
+    """The Gamma-Gamma log-likelihood and its gradient. Per customer::
 
-    ``frequency`` is the number of repeat purchases ``x`` and ``monetary`` their mean amount;
-    pass repeat buyers only (``x > 0``, ``monetary > 0``), as the model requires. Per customer::
-
-        LL = gammaln(p x + q) - gammaln(p x) - gammaln(q) + q log v
-             + (p x - 1) log m + p x log x - (p x + q) log(v + m x)
+    LL = gammaln(p x + q) - gammaln(p x) - gammaln(q) + q log v
+         + (p x - 1) log m + p x log x - (p x + q) log(v + m x)
     """
-    x, m = _floats(frequency), _floats(monetary)
-    if x.shape != m.shape or x.ndim != 1:
-        raise ValueError("frequency and monetary must be one-dimensional arrays of one length")
-    if x.size == 0:
-        raise ValueError("no repeat buyers to fit the spend model on")
-    if (x <= 0).any() or (m <= 0).any() or not (np.isfinite(x).all() and np.isfinite(m).all()):
-        raise ValueError("the spend model takes repeat buyers only: frequency > 0, monetary > 0")
-    log_m, log_x = np.log(m), np.log(x)
-    mx = m * x
-    n = float(x.size)
 
-    def value(p: float, q: float, v: float) -> tuple[float, FloatArray]:
-        px = p * x
-        vmx = v + mx
-        log_vmx = np.log(vmx)
-        ll = float(
-            np.sum(
-                special.gammaln(px + q)
-                - special.gammaln(px)
-                + (px - 1) * log_m
-                + px * log_x
-                - (px + q) * log_vmx
+    def __init__(self, frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> None:
+        x, m = _floats(frequency), _floats(monetary)
+        if x.shape != m.shape or x.ndim != 1:
+            raise ValueError("frequency and monetary must be one-dimensional arrays of one length")
+        if x.size == 0:
+            raise ValueError("no repeat buyers to fit the spend model on")
+        finite = np.isfinite(x).all() and np.isfinite(m).all()
+        if (x <= 0).any() or (m <= 0).any() or not finite:
+            raise ValueError(
+                "the spend model takes repeat buyers only: frequency > 0, monetary > 0"
             )
-        ) + n * (q * math.log(v) - float(special.gammaln(q)))
+        self.x, self.m = x, m
+        self.log_m, self.log_x = np.log(m), np.log(x)
+        self.mx = m * x
+        self.n = float(x.size)
+
+    def value(self, p: float, q: float, v: float) -> tuple[float, FloatArray]:
+        """The log-likelihood and its gradient in ``(p, q, v)``."""
+        x, n = self.x, self.n
+        px = p * x
+        vmx = v + self.mx
+        log_vmx = np.log(vmx)
+        terms = (
+            special.gammaln(px + q)
+            - special.gammaln(px)
+            + (px - 1) * self.log_m
+            + px * self.log_x
+            - (px + q) * log_vmx
+        )
+        ll = float(np.sum(terms)) + n * (q * math.log(v) - float(special.gammaln(q)))
         psi = special.digamma(px + q)
-        d_p = float(x @ (psi - special.digamma(px) + log_m + log_x - log_vmx))
+        d_p = _dot(x, psi - special.digamma(px) + self.log_m + self.log_x - log_vmx)
         d_q = float(np.sum(psi - log_vmx)) + n * (math.log(v) - float(special.digamma(q)))
         d_v = n * q / v - float(np.sum((px + q) / vmx))
         return ll, np.array([d_p, d_q, d_v])
 
-    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+    def __call__(self, theta: FloatArray) -> tuple[float, FloatArray]:
+        """Minus the mean log-likelihood and its gradient in ``log(p, q, v)``."""
         p, q, v = np.exp(theta)
-        ll, grad = value(p, q, v)
-        return -ll / n, -grad * np.array([p, q, v]) / n
+        ll, grad = self.value(p, q, v)
+        return -ll / self.n, -grad * np.array([p, q, v]) / self.n
 
-    starts = [np.zeros(3), np.log([5.0, 3.0, float(np.mean(m))]), np.log([1.0, 2.0, 10.0])]
-    theta = _minimise(objective, starts, "Gamma-Gamma")
+
+def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaGammaParams:
+    """Fit the Gamma-Gamma spend model on repeat buyers.
+
+    ``frequency`` is the number of repeat purchases ``x`` and ``monetary`` their mean amount;
+    pass repeat buyers only (``x > 0``, ``monetary > 0``), as the model requires (else
+    ``ValueError``).
+    """
+    model = _GammaGamma(frequency, monetary)
+    start = np.log([5.0, 3.0, float(np.mean(model.m))])
+    starts = [np.zeros(3), start, np.log([1.0, 2.0, 10.0])]
+    theta, _ = _minimise(model, starts, "Gamma-Gamma")
     p, q, v = (float(t) for t in np.exp(theta))
-    return GammaGammaParams(p, q, v, value(p, q, v)[0], int(x.size))
+    return GammaGammaParams(p, q, v, model.value(p, q, v)[0], int(model.x.size))
+
+
+def spend_log_likelihood(
+    params: GammaGammaParams, frequency: npt.ArrayLike, monetary: npt.ArrayLike
+) -> float:
+    """The Gamma-Gamma log-likelihood of ``params`` on repeat buyers."""
+    return _GammaGamma(frequency, monetary).value(params.p, params.q, params.v)[0]
 
 
 # --------------------------------------------------------------------------- predictions
@@ -792,9 +859,10 @@ def clv(
     alive = p_alive(purchase_params, xf, tf, Tf)
     discounted = np.zeros(xf.shape, dtype=np.float64)
     before = np.zeros(xf.shape, dtype=np.float64)
-    for end, after in zip(ends, cumulative, strict=True):
-        discounted += (after - before) / (1.0 + discount_rate) ** (end / DAYS_PER_YEAR)
-        before = after
+    with np.errstate(invalid="ignore", over="ignore"):  # extreme fits: see predict_contacts
+        for end, after in zip(ends, cumulative, strict=True):
+            discounted += (after - before) / (1.0 + discount_rate) ** (end / DAYS_PER_YEAR)
+            before = after
     return np.asarray(spend * discounted * alive, dtype=np.float64)
 
 
@@ -1039,4 +1107,19 @@ def predict_contacts(
             else pl.Series(names[2], [None] * buyers, dtype=pl.Float64),
         }
     )
+    # Extreme fits (a list with almost no dropout drives a and b to 1e5 and beyond) can push
+    # the hypergeometric terms out of floating-point range: never publish inf or NaN.
+    finite = frame.select(
+        [pl.col(n).is_finite().fill_null(True).all().alias(n) for n in names]
+    ).row(0)
+    if not all(finite):
+        frame = frame.with_columns(
+            pl.when(pl.col(n).is_finite()).then(pl.col(n)).otherwise(None).alias(n) for n in names
+        )
+        broken = ", ".join(n for n, ok in zip(names, finite, strict=True) if not ok)
+        note = (
+            f"{broken} left empty where not finite: the fitted model is extreme "
+            f"({purchase.describe()}), typical of data with almost no dropout"
+        )
+        message = f"{message}; {note}" if message else note
     return PredictResult(frame, names, message, purchase, spend_params, buyers, repeat)

@@ -33,6 +33,7 @@ from engscore.charts import (
     percent,
 )
 from engscore.contacts import load_contacts
+from engscore.durations import Duration
 from engscore.errors import ConfigError, DataError
 from engscore.ingest import IngestOptions, load_events
 from engscore.outputs import atomic_path, shown_path
@@ -237,6 +238,54 @@ def rfm_section(scores: pl.DataFrame, bins: int) -> Section:
     section.charts.append(
         horizontal_bars(names, values, "Buyers per RFM segment", "buyers", GREEN, labels)
     )
+    return section
+
+
+def prediction_section(scores: pl.DataFrame) -> Section:
+    """P(alive) by months since the last purchase, and the predicted totals."""
+    section = Section(
+        "Predicted value",
+        "predicted",
+        "Buy-till-you-die model: the chance each buyer is still a customer (P(alive)) and "
+        "what they are expected to buy.",
+    )
+    has = "p_alive" in scores.columns and _int(scores["p_alive"].is_not_null().sum()) > 0
+    if not has:
+        section.notes.append(
+            "No predictions: the model needs enough buyers and repeat buyers (see the warnings "
+            "of `engscore score`), or predictions are turned off in the rules."
+        )
+        return section
+    buyers = scores.filter(pl.col("p_alive").is_not_null())
+    months = (pl.col("recency_days") / 30.4375).floor().cast(pl.Int64).clip(0, 24)
+    curve = dict(buyers.group_by(months.alias("m")).agg(pl.col("p_alive").mean()).iter_rows())
+    labels = [str(m) for m in range(24)] + ["24+"]
+    values = [float(curve.get(m, 0.0) or 0.0) for m in range(25)]
+    section.charts.append(
+        line_chart(
+            labels,
+            [("mean P(alive)", BLUE, values)],
+            "P(alive) by months since the last purchase",
+            "months since the last purchase (30.4-day months)",
+            "mean P(alive)",
+            percent_axis=True,
+            every_nth_label=2,
+        )
+    )
+    expected = [c for c in scores.columns if c.startswith("expected_purchases_")]
+    figures = []
+    if expected:
+        suffix = expected[0].removeprefix("expected_purchases_")
+        try:
+            period = Duration.parse(suffix).describe()
+        except ValueError:
+            period = suffix
+        total = float(buyers[expected[0]].sum())
+        figures.append(f"{human(total)} purchases expected over the next {period}")
+    if "clv" in scores.columns and _int(buyers["clv"].is_not_null().sum()):
+        figures.append(f"a total customer lifetime value of {human(float(buyers['clv'].sum()))}")
+    if figures:
+        section.notes.append(f"{human(buyers.height)} buyers: " + " and ".join(figures) + ".")
     return section
 
 
@@ -488,6 +537,7 @@ def build_context(inputs: ReportInputs, title: str, generated_at: datetime) -> R
     sections = [
         score_section(inputs.scores, inputs.grades),
         rfm_section(inputs.scores, inputs.rfm_bins),
+        prediction_section(inputs.scores),
         engagement_section(inputs.events, inputs.as_of),
         inactivity_section(inputs.scores, inputs.as_of),
         segments_section(inputs.segments),

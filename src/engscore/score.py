@@ -22,6 +22,7 @@ from engscore.errors import DataError
 from engscore.ingest import FileReport, IngestOptions, load_events
 from engscore.outputs import output_format, sha256_file, shown_path, write_frame, write_json
 from engscore.points import CONTACT, score_contacts
+from engscore.predict import PredictResult, predict_contacts
 from engscore.readers import first_line
 from engscore.rfm import rfm_scores
 from engscore.rules import (
@@ -63,6 +64,8 @@ class PreparedScoring:
     files: list[FileReport]
     rows_rejected: int
     warnings: list[str]
+    #: Set by ``compute_scores``: the fitted models (or why there are none).
+    predictions: PredictResult | None = None
 
 
 def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
@@ -127,14 +130,27 @@ def scores_query(
 
 
 def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
-    """Run the scoring query (one collect, streaming engine)."""
-    query = scores_query(
-        prepared.events, prepared.rules_file.rules, prepared.request.as_of, prepared.contacts
-    )
+    """Run the scoring query (one collect, streaming engine), then add the predictions.
+
+    The buy-till-you-die models are fitted on the buyers' purchase summaries (a small table);
+    when they cannot be (predictions off, too few buyers), the columns stay null and the
+    reason joins the run's warnings.
+    """
+    rules = prepared.rules_file.rules
+    as_of = prepared.request.as_of
+    query = scores_query(prepared.events, rules, as_of, prepared.contacts)
     try:
-        return query.collect(engine="streaming")
+        scores = query.collect(engine="streaming")
+        predicted = predict_contacts(prepared.events, rules, as_of)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot score: {first_line(exc)}") from exc
+    prepared.predictions = predicted
+    if predicted.message and rules.predict.enabled:
+        prepared.warnings.append(f"predictions: {predicted.message}")
+    names = list(predicted.column_names)
+    if predicted.frame is None:
+        return scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)
+    return scores.join(predicted.frame.select(CONTACT, *names), on=CONTACT, how="left")
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,7 @@ def builtin_segments(rules: Rules) -> list[SegmentDefinition]:
             "description": "no engagement for the lapsed period and not seasonal: "
             "send a last re-permission mail, then stop mailing",
         },
-        {
-            "name": "reactivation",
-            "where": "status IN ('inactive', 'at_risk')",
-            "description": "slipping away: most recently engaged and most valuable first",
-            "order_by": ["days_since_engaged", "-monetary", "-score"],
-        },
+        _reactivation(rules.predict.enabled),
         {
             "name": "loyalty",
             "where": "rfm_segment IN ('Champions', 'Loyal')",
@@ -136,6 +131,27 @@ def builtin_segments(rules: Rules) -> list[SegmentDefinition]:
         },
     ]
     return [SegmentDefinition.model_validate(item) for item in playbook]
+
+
+def _reactivation(predicted: bool) -> dict[str, Any]:
+    """Inactive or at-risk contacts, best chance of coming back first.
+
+    With predictions: highest expected value (CLV) first, buyers before non-buyers; then, and
+    without predictions, the most recently engaged and the most valuable in the past.
+    """
+    segment: dict[str, Any] = {
+        "name": "reactivation",
+        "where": "status IN ('inactive', 'at_risk')",
+        "description": "slipping away: most recently engaged and most valuable first",
+        "order_by": ["days_since_engaged", "-monetary", "-score"],
+    }
+    if predicted:
+        segment["description"] = (
+            "slipping away: highest predicted value (CLV) first, then the most recently engaged"
+        )
+        segment["order_by"] = ["-clv", *segment["order_by"]]
+        segment["columns"] = [*DEFAULT_COLUMNS, "p_alive", "clv"]
+    return segment
 
 
 def inactive_segment(window: Duration, as_of: datetime) -> Segment:
