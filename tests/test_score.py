@@ -181,3 +181,30 @@ def test_predictions_fill_in_with_enough_buyers(example_data: Path, tmp_path: Pa
         scores.filter(pl.col("r").is_null())["p_alive"].null_count()
         == scores.height - buyers.height
     )
+
+
+@pytest.mark.parametrize("ingested", [False, True])
+def test_scoring_in_contact_buckets_gives_the_same_file(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ingested: bool
+) -> None:
+    # Large inputs are scored bucket by bucket (contact ranges of a sorted ingested file, else
+    # hash buckets); the result must not depend on it.
+    from engscore import score as score_module
+    from engscore.ingest import ingest_to_file
+
+    events = example_data / "events.parquet"
+    if ingested:
+        from engscore import outputs
+
+        monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)  # several row groups
+        events = tmp_path / "ingested.parquet"
+        ingest_to_file([str(example_data / "events.parquet")], events)
+        assert score_module._sorted_file_bounds(
+            prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF)), 4
+        )
+    contacts = example_data / "contacts.csv"
+    one = ScoreRequest(events=[str(events)], as_of=AS_OF, rules_path=B2B, contacts_path=contacts)
+    whole = compute_scores(prepare_scoring(one))
+    monkeypatch.setattr(score_module, "SCORE_BUCKET_ROWS", 3_000)
+    bucketed = compute_scores(prepare_scoring(one))
+    assert bucketed.equals(whole)

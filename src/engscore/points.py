@@ -13,7 +13,7 @@ from datetime import datetime
 
 import polars as pl
 
-from engscore.rules import Rules
+from engscore.rules import PointRule, Rules
 from engscore.schema import CANONICAL_EVENT_TYPES
 
 CONTACT = "contact_id"
@@ -312,6 +312,110 @@ def contact_facts(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.Laz
     )
 
 
+def _factor_of(stamp: pl.Expr, rules: Rules, as_of: datetime) -> pl.Expr:
+    half_life = rules.half_life_days
+    if half_life is None:
+        return pl.lit(1.0)
+    age_days = (pl.lit(as_of) - stamp).dt.total_microseconds() / _MICROSECONDS_PER_DAY
+    return pl.lit(0.5).pow(age_days / half_life)
+
+
+def rule_totals(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+    """Per contact, each point rule's total after ``once``/``unique_by`` and its cap.
+
+    The same numbers the ledger adds up, computed the fast way: rules that count every match
+    share one pass and one ``group_by``; a ``once``/``unique_by`` rule keeps the earliest match
+    per key with a ``group_by`` on (contact, keys) instead of a ranking window. Columns
+    ``_rule<i>`` (0 where a rule earned nothing), one row per contact that earned anything.
+    """
+    counted = counted_events(events, rules, as_of).filter(pl.col("_drop").is_null())
+    factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
+
+    def matches(rule: PointRule) -> pl.Expr:
+        found = pl.col(EVENT_TYPE).is_in(rule.event)
+        if rule.condition is not None:
+            found = found & rule.condition.fill_null(False)
+        return found
+
+    every = [(i, r) for i, r in enumerate(rules.points) if not (r.once or r.unique_by)]
+    keyed = [(i, r) for i, r in enumerate(rules.points) if r.once or r.unique_by]
+    parts: list[pl.LazyFrame] = []
+    if every:
+        earned = [
+            pl.when(matches(r))
+            .then(pl.lit(float(r.points)) * factor)
+            .otherwise(0.0)
+            .alias(f"_rule{i}")
+            for i, r in every
+        ]
+        parts.append(
+            counted.select(CONTACT, *earned)
+            .group_by(CONTACT)
+            .agg(stable_sum(pl.col(f"_rule{i}")).alias(f"_rule{i}") for i, _ in every)
+        )
+    for i, rule in keyed:
+        first = (
+            counted.filter(matches(rule))
+            .group_by([CONTACT, *(rule.unique_by or ())])
+            .agg(_first=pl.col(TIMESTAMP).min())
+        )
+        earned_once = pl.lit(float(rule.points)) * _factor_of(pl.col("_first"), rules, as_of)
+        parts.append(
+            first.with_columns(earned_once.alias("_earned"))
+            .group_by(CONTACT)
+            .agg(stable_sum(pl.col("_earned")).alias(f"_rule{i}"))
+        )
+    if not parts:
+        return pl.LazyFrame(schema={CONTACT: pl.String})
+    totals = parts[0]
+    for part in parts[1:]:
+        totals = totals.join(part, on=CONTACT, how="full", coalesce=True)
+    capped = []
+    for i, rule in enumerate(rules.points):
+        column = pl.col(f"_rule{i}").fill_null(0.0)
+        if rule.cap is not None:
+            column = column.clip(-float(rule.cap), float(rule.cap))
+        capped.append(column.alias(f"_rule{i}"))
+    return totals.select(CONTACT, *capped)
+
+
+def group_totals(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """Per contact, ``score_<group>``: the group's rule totals plus its profile points."""
+    columns = {
+        g: [f"_rule{i}" for i, r in enumerate(rules.points) if r.group == g] for g in rules.groups
+    }
+    totals = rule_totals(events, rules, as_of).select(
+        CONTACT,
+        *(
+            (pl.sum_horizontal(names) if names else pl.lit(0.0)).alias(f"score_{g}")
+            for g, names in columns.items()
+        ),
+    )
+    if not (rules.profile and contacts is not None):
+        return totals
+    known = events.filter(pl.col(TIMESTAMP) <= as_of).select(CONTACT).unique()
+    profile = (
+        profile_ledger(contacts, rules)
+        .join(known, on=CONTACT, how="semi")
+        .group_by(CONTACT)
+        .agg(
+            stable_sum(pl.col("points").filter(pl.col("group") == g)).alias(f"_profile_{g}")
+            for g in rules.groups
+        )
+    )
+    return totals.join(profile, on=CONTACT, how="full", coalesce=True).select(
+        CONTACT,
+        *(
+            (pl.col(f"score_{g}").fill_null(0.0) + pl.col(f"_profile_{g}").fill_null(0.0)).alias(
+                f"score_{g}"
+            )
+            for g in rules.groups
+        ),
+    )
+
+
 def score_contacts(
     events: pl.LazyFrame,
     rules: Rules,
@@ -323,18 +427,7 @@ def score_contacts(
     ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by
     ``contact_id``; the query is lazy, for the caller to collect once.
     """
-    groups = rules.groups
-    sums = (
-        ledger(events, rules, as_of, contacts)
-        .filter(pl.col("points") != 0)
-        .group_by(CONTACT)
-        .agg(
-            **{
-                f"score_{g}": stable_sum(pl.col("points").filter(pl.col("group") == g))
-                for g in groups
-            }
-        )
-    )
+    sums = group_totals(events, rules, as_of, contacts)
     group_columns = score_columns(rules)
     facts = contact_facts(events, rules, as_of)
     total = pl.sum_horizontal(group_columns)

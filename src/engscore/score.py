@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engscore import __version__
 from engscore.contacts import contacts_schema, load_contacts
@@ -104,29 +106,94 @@ def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
     )
 
 
-def scores_query(
+def contact_query(
     events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
-    """The scores file as one lazy query: points, inactivity status and RFM per contact.
+    """Everything per contact that needs only that contact's events: points, facts, status.
 
-    Columns follow SPEC section 5: the points columns, then ``status``, ``seasonal`` and
-    ``unengaged`` after ``days_since_engaged``, and the RFM columns at the end (null for
-    contacts who never bought). Sorted by ``contact_id``.
+    Columns follow SPEC section 5: the points columns, with ``status``, ``seasonal`` and
+    ``unengaged`` after ``days_since_engaged``. Not sorted.
     """
     points = score_contacts(events, rules, as_of, contacts)
     status = contact_status(events, rules, as_of)
-    rfm = rfm_scores(events, rules.rfm, as_of)
     columns = points.collect_schema().names()
     at = columns.index("days_since_engaged") + 1
     status_columns = [c for c in status.collect_schema().names() if c != CONTACT]
+    order = [*columns[:at], *status_columns, *columns[at:]]
+    return points.join(status, on=CONTACT, how="left").select(order)
+
+
+def scores_query(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """The scores file (without predictions) as one lazy query, sorted by ``contact_id``.
+
+    RFM columns come last (null for contacts who never bought).
+    """
+    rfm = rfm_scores(events, rules.rfm, as_of)
+    return _with_rfm(contact_query(events, rules, as_of, contacts), rfm)
+
+
+def _with_rfm(per_contact: pl.LazyFrame, rfm: pl.LazyFrame) -> pl.LazyFrame:
     rfm_columns = [c for c in rfm.collect_schema().names() if c != CONTACT]
-    order = [*columns[:at], *status_columns, *columns[at:], *rfm_columns]
-    return (
-        points.join(status, on=CONTACT, how="left")
-        .join(rfm, on=CONTACT, how="left")
-        .select(order)
-        .sort(CONTACT)
-    )
+    order = [*per_contact.collect_schema().names(), *rfm_columns]
+    return per_contact.join(rfm, on=CONTACT, how="left").select(order).sort(CONTACT)
+
+
+#: Events per pass when scoring in contact buckets (bounds memory; see ``compute_scores``).
+SCORE_BUCKET_ROWS = 5_000_000
+
+
+def _sorted_file_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | None:
+    """Contact ids that cut a contact-sorted events file into ``buckets`` row-group ranges."""
+    if len(prepared.files) != 1 or prepared.files[0].preset != "engscore events":
+        return None
+    try:
+        metadata = pq.ParquetFile(prepared.files[0].path).metadata
+        column = metadata.schema.names.index(CONTACT)
+        starts = [
+            metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups)
+        ]
+        mins = [str(s.min) for s in starts if s is not None and s.has_min_max]
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if len(mins) != metadata.num_row_groups or len(mins) < 2:
+        return None
+    step = len(mins) / buckets
+    cuts = sorted({mins[round(step * k)] for k in range(1, buckets) if round(step * k) < len(mins)})
+    return cuts or None
+
+
+def _bucketed(
+    prepared: PreparedScoring, rules: Rules, as_of: datetime, buckets: int
+) -> pl.DataFrame:
+    """Score contact by contact bucket: each pass holds about 1/``buckets`` of the events.
+
+    Points, facts and status only need a contact's own events, so contacts are split by a hash
+    of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
+    on the purchases, which are few. The result does not depend on the split.
+    """
+    bounds = _sorted_file_bounds(prepared, buckets)
+    if bounds is not None:
+        # A file written by `engscore ingest` is sorted by contact: contiguous contact ranges
+        # let each pass read only its own row groups (Parquet statistics).
+        contact = pl.col(CONTACT)
+        edges: list[str | None] = [None, *bounds, None]
+        selections = [
+            (contact >= low if low is not None else pl.lit(True))
+            & (contact < high if high is not None else pl.lit(True))
+            for low, high in zip(edges[:-1], edges[1:], strict=True)
+        ]
+    else:
+        bucket = pl.col(CONTACT).hash(seed=0) % buckets
+        selections = [bucket == index for index in range(buckets)]
+    parts = []
+    for selection in selections:
+        mine = prepared.events.filter(selection)
+        theirs = prepared.contacts.filter(selection) if prepared.contacts is not None else None
+        parts.append(contact_query(mine, rules, as_of, theirs).collect(engine="streaming"))
+    rfm = rfm_scores(prepared.events, rules.rfm, as_of).collect(engine="streaming")
+    return _with_rfm(pl.concat(parts).lazy(), rfm.lazy()).collect()
 
 
 def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
@@ -138,9 +205,15 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
     """
     rules = prepared.rules_file.rules
     as_of = prepared.request.as_of
-    query = scores_query(prepared.events, rules, as_of, prepared.contacts)
+    rows = sum(f.rows_read for f in prepared.files)
+    buckets = max(1, -(-rows // SCORE_BUCKET_ROWS))
     try:
-        scores = query.collect(engine="streaming")
+        if buckets > 1:
+            scores = _bucketed(prepared, rules, as_of, buckets)
+        else:
+            scores = scores_query(prepared.events, rules, as_of, prepared.contacts).collect(
+                engine="streaming"
+            )
         predicted = predict_contacts(prepared.events, rules, as_of)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot score: {first_line(exc)}") from exc
