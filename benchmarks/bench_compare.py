@@ -1,0 +1,114 @@
+"""engscore vs hand-written DuckDB SQL vs pandas: the same default rules on the same events.
+
+    python benchmarks/bench_compare.py [--events 20000000] [--repeat 3]
+
+Each contender runs as its own process on the ingested events file (cached by bench_score.py)
+with the packaged default rules and the same as-of instant; the script checks that all three
+give the same scores (within 1e-6) and facts, then prints median wall time and peak RSS and
+the ratios engscore/DuckDB and engscore/pandas. DuckDB and pandas are benchmark-only
+dependencies: `pip install -e '.[bench]'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from bench_ingest import run_child
+from bench_score import AS_OF, ingested
+
+HERE = Path(__file__).resolve().parent
+CHECKED = ["n_open", "n_click", "n_purchase", "recency_days", "frequency"]
+
+CHILD = """
+import sys
+from datetime import datetime
+sys.path.insert(0, {here!r})
+from {module} import score
+import polars as pl
+result = score({events!r}, datetime.fromisoformat({as_of!r}))
+frame = result if isinstance(result, pl.DataFrame) else pl.from_pandas(result)
+frame.write_parquet({output!r})
+"""
+
+
+def contender(module: str, events: Path, output: Path) -> list[str]:
+    """The command running one contender and writing its scores to ``output``."""
+    code = CHILD.format(
+        here=str(HERE),
+        module=module,
+        events=str(events),
+        as_of=AS_OF.replace("Z", "+00:00"),
+        output=str(output),
+    )
+    return [sys.executable, "-c", code]
+
+
+def agree(engscore: Path, other: Path, name: str) -> str:
+    """A short verdict on whether ``other`` gives engscore's scores and facts."""
+    ours = pl.read_parquet(engscore).select("contact_id", "score", *CHECKED, "monetary")
+    theirs = pl.read_parquet(other).select(
+        pl.col("contact_id"),
+        pl.col("score").cast(pl.Float64).alias("score_other"),
+        *(pl.col(c).cast(pl.Int64).alias(f"{c}_other") for c in CHECKED),
+    )
+    joined = ours.join(theirs, on="contact_id", how="full", coalesce=True)
+    missing = joined.filter(pl.col("score").is_null() | pl.col("score_other").is_null()).height
+    worst = joined.select((pl.col("score") - pl.col("score_other")).abs().max()).item()
+    facts = sum(
+        joined.filter(
+            pl.col(c).fill_null(0).cast(pl.Int64) != pl.col(f"{c}_other").fill_null(0)
+        ).height
+        for c in CHECKED
+    )
+    ok = missing == 0 and (worst or 0.0) < 1e-6 and facts == 0
+    return (
+        f"{name}: {'same scores' if ok else 'DIFFERENT'} "
+        f"({joined.height:,} contacts, max |score diff| {worst or 0.0:.2e}, "
+        f"{missing} contacts missing, {facts} fact mismatches)"
+    )
+
+
+def main() -> None:
+    """Run the three contenders and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    events = ingested(args.events)
+    results: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        outputs = {name: Path(work) / f"{name}.parquet" for name in ("engscore", "duckdb", "pandas")}
+        commands = {
+            "engscore": [
+                sys.executable, "-m", "engscore", "score", str(events), "--as-of", AS_OF,
+                "-o", str(outputs["engscore"]), "-q",
+            ],
+            "duckdb": contender("compare_duckdb", events, outputs["duckdb"]),
+            "pandas": contender("compare_pandas", events, outputs["pandas"]),
+        }  # fmt: skip
+        for name, command in commands.items():
+            runs = [run_child(command) for _ in range(args.repeat if name != "pandas" else 1)]
+            results[name] = (
+                statistics.median(r[0] for r in runs),
+                statistics.median(r[1] for r in runs),
+            )
+            print(f"  {name}: {results[name][0]:.1f} s, {results[name][1]:.2f} GB", flush=True)
+        print()
+        for name in ("duckdb", "pandas"):
+            print(agree(outputs["engscore"], outputs[name], name))
+    print()
+    print("| | wall time (median) | peak RSS | engscore / this |")
+    print("|---|---|---|---|")
+    ours = results["engscore"][0]
+    for name, (wall, peak) in results.items():
+        ratio = "" if name == "engscore" else f"{ours / wall:.2f}x"
+        print(f"| {name} | {wall:.1f} s | {peak:.2f} GB | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
