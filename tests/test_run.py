@@ -266,3 +266,19 @@ def test_ingest_into_a_store_through_the_cli(example_data: Path, tmp_path: Path)
     assert "0 new file(s), 1 already loaded; +0 events" in result.output
     result = runner.invoke(app, ["store", "info", str(store)])
     assert result.exit_code == 0 and "files loaded" in result.output
+
+
+def test_single_commands_read_the_project_config(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `engscore score` run in the project folder uses its rules file; -r still wins.
+    (project / "rules.yaml").write_text("points:\n  - {name: o, event: open, points: 1}\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("ENGSCORE_CONFIG", raising=False)
+    out = tmp_path / "s.parquet"
+    result = runner.invoke(
+        app, ["score", "incoming/export-1.csv", "--as-of", AS_OF, "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "default rules" not in result.output
+    assert pl.read_parquet(out)["score"].max() == pl.read_parquet(out)["n_open"].max()

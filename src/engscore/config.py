@@ -198,3 +198,35 @@ def init_project(folder: Path) -> list[Path]:
     incoming = folder / "incoming"
     incoming.mkdir(exist_ok=True)
     return [*files, incoming]
+
+
+@dataclass(frozen=True)
+class CommandDefaults:
+    """What ``engscore.yaml`` gives the single commands when their options are not given."""
+
+    rules: Path | None = None
+    contacts: Path | None = None
+    segments: Path | None = None
+    preset: str | None = None
+    timezone: str | None = None
+    title: str | None = None
+    by: tuple[str, ...] = ()
+
+
+def command_defaults(cwd: Path | None = None) -> CommandDefaults:
+    """The project's settings for ``score``, ``explain``, ``segment``, ``report`` ... when an
+    ``engscore.yaml`` is found (``$ENGSCORE_CONFIG`` or the working directory); else none."""
+    path = config_path(None, cwd)
+    if path is None:
+        return CommandDefaults()
+    project = load_project(path)
+    config = project.config
+    return CommandDefaults(
+        rules=project.path(config.rules) if config.rules else None,
+        contacts=project.path(config.contacts) if config.contacts else None,
+        segments=project.path(config.segments) if config.segments else None,
+        preset=config.inputs.preset,
+        timezone=config.inputs.timezone,
+        title=config.report.title,
+        by=config.report.by,
+    )

@@ -219,7 +219,7 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
         raise DataError(f"cannot score: {first_line(exc)}") from exc
     prepared.predictions = predicted
     if predicted.message and rules.predict.enabled:
-        prepared.warnings.append(f"predictions: {predicted.message}")
+        prepared.warnings.append(predicted.message)
     names = list(predicted.column_names)
     if predicted.frame is None:
         return scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)

@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+from engscore.config import command_defaults
 from engscore.ingest import IngestOptions, OnError
 from engscore.presets import PRESET_NAMES
+from engscore.score import ScoreRequest
 from engscore.timestamps import parse_instant
 from engscore.ui import LogFormat
 
@@ -97,3 +99,34 @@ def as_of_instant(text: str | None, timezone: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC).replace(microsecond=0)
     return parse_instant(text, timezone or "UTC")
+
+
+def score_request(
+    events: list[str],
+    as_of: str | None,
+    rules: Path | None,
+    contacts: Path | None,
+    preset: str,
+    timezone: str | None,
+    mapping: Path | None,
+    on_error: OnError,
+    encoding: str,
+    machine_open_window: float,
+) -> ScoreRequest:
+    """The options of a scoring command, with ``engscore.yaml``'s settings for those not given."""
+    project = command_defaults()
+    zone = timezone or project.timezone
+    return ScoreRequest(
+        events=events,
+        as_of=as_of_instant(as_of, zone),
+        rules_path=rules or project.rules,
+        contacts_path=contacts or project.contacts,
+        ingest=ingest_options(
+            preset if preset != "auto" or project.preset is None else project.preset,
+            zone,
+            mapping,
+            on_error,
+            encoding,
+            machine_open_window,
+        ),
+    )

@@ -19,6 +19,7 @@ from engscore.cli.options import (
     TimezoneOpt,
     ingest_options,
 )
+from engscore.config import command_defaults
 from engscore.report import ReportRequest, run_report
 from engscore.timestamps import parse_instant
 
@@ -52,9 +53,9 @@ def report_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
         "report.html"
     ),
-    title: Annotated[str, typer.Option("--title", help="Title of the report.")] = (
-        "Engagement report"
-    ),
+    title: Annotated[
+        str | None, typer.Option("--title", help="Title of the report.", show_default=False)
+    ] = None,
     generated_at: Annotated[
         str | None,
         typer.Option("--generated-at", help="Pin the 'generated' time (for identical reruns)."),
@@ -68,16 +69,17 @@ def report_command(
     debug: DebugOpt = False,
 ) -> None:
     """Write a self-contained HTML report (no network needed to open it)."""
+    project = command_defaults()
     request = ReportRequest(
         workdir=Path.cwd(),
         output=output,
         scores=scores,
         events=events,
         segments=segments,
-        rules=rules,
-        contacts=contacts,
-        by=by or [],
-        title=title,
+        rules=rules or project.rules,
+        contacts=contacts or project.contacts,
+        by=by or list(project.by),
+        title=title or project.title or "Engagement report",
         generated_at=parse_instant(generated_at, "UTC", "--generated-at") if generated_at else None,
         as_of=parse_instant(as_of, timezone or "UTC") if as_of else None,
         ingest=ingest_options(preset, timezone),

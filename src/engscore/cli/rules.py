@@ -22,11 +22,10 @@ from engscore.cli.options import (
     QuietOpt,
     RulesOpt,
     TimezoneOpt,
-    as_of_instant,
     ingest_options,
+    score_request,
 )
 from engscore.score import (
-    ScoreRequest,
     prepare_scoring,
     score_distribution,
     validate_rules_file,
@@ -88,12 +87,17 @@ def suggest_command(
     debug: DebugOpt = False,
 ) -> None:
     """Score the events and suggest warm/hot grade thresholds from the score distribution."""
-    request = ScoreRequest(
-        events=events,
-        as_of=as_of_instant(as_of, timezone),
-        rules_path=rules,
-        contacts_path=contacts,
-        ingest=ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window),
+    request = score_request(
+        events,
+        as_of,
+        rules,
+        contacts,
+        preset,
+        timezone,
+        mapping,
+        on_error,
+        encoding,
+        machine_open_window,
     )
     prepared = prepare_scoring(request)
     out = reporter()

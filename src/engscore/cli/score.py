@@ -26,12 +26,11 @@ from engscore.cli.options import (
     QuietOpt,
     RulesOpt,
     TimezoneOpt,
-    as_of_instant,
-    ingest_options,
+    score_request,
 )
 from engscore.explain import Explanation, explain_contact
 from engscore.points import STATUS_TEXT
-from engscore.score import ScoreRequest, ScoreSummary, prepare_scoring, run_score
+from engscore.score import ScoreSummary, prepare_scoring, run_score
 from engscore.ui import human_int
 
 
@@ -56,12 +55,17 @@ def score_command(
     debug: DebugOpt = False,
 ) -> None:
     """Apply point rules to events: one row per contact with score, groups and grade."""
-    request = ScoreRequest(
-        events=events,
-        as_of=as_of_instant(as_of, timezone),
-        rules_path=rules,
-        contacts_path=contacts,
-        ingest=ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window),
+    request = score_request(
+        events,
+        as_of,
+        rules,
+        contacts,
+        preset,
+        timezone,
+        mapping,
+        on_error,
+        encoding,
+        machine_open_window,
     )
     with reporter().step(f"scoring {len(events)} input(s)"):
         summary = run_score(request, output, record_in=Path.cwd())
@@ -134,12 +138,17 @@ def explain_command(
     debug: DebugOpt = False,
 ) -> None:
     """The point ledger of one contact: every matching event, what it earned and why."""
-    request = ScoreRequest(
-        events=events,
-        as_of=as_of_instant(as_of, timezone),
-        rules_path=rules,
-        contacts_path=contacts,
-        ingest=ingest_options(preset, timezone, mapping, on_error, encoding, machine_open_window),
+    request = score_request(
+        events,
+        as_of,
+        rules,
+        contacts,
+        preset,
+        timezone,
+        mapping,
+        on_error,
+        encoding,
+        machine_open_window,
     )
     prepared = prepare_scoring(request)
     for note in prepared.warnings:

@@ -9,6 +9,7 @@ import typer
 
 from engscore.cli import app, handle_errors, reporter
 from engscore.cli.options import AsOfOpt, DebugOpt, LogFormatOpt, QuietOpt, RulesOpt
+from engscore.config import command_defaults
 from engscore.segments import SegmentReport, SegmentRequest, run_segment
 from engscore.timestamps import parse_instant
 from engscore.ui import human_int
@@ -52,12 +53,13 @@ def segment_command(
     debug: DebugOpt = False,
 ) -> None:
     """Write segment files (CSV + Parquet per segment, manifest.json) ready to re-import."""
+    project = command_defaults()
     request = SegmentRequest(
         workdir=Path.cwd(),
         output=output,
         scores=scores,
-        rules=rules,
-        segments_file=segments_file,
+        rules=rules or project.rules,
+        segments_file=segments_file or project.segments,
         inactive=inactive,
         compare=compare,
         as_of=parse_instant(as_of) if as_of is not None else None,

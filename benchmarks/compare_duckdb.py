@@ -1,0 +1,258 @@
+"""The packaged default rules as one hand-written DuckDB query, to compare engscore with DuckDB.
+
+    python benchmarks/compare_duckdb.py EVENTS.parquet [--as-of 2026-11-01T00:00:00Z]
+                                        [--threads 2] [--repeat 1] [--against scores.parquet]
+
+``score`` applies ``rules/default.yaml`` (SPEC section 3 and the README's "Rules files", with
+``tests/reference.py`` as the yardstick) to a canonical events Parquet file, inside DuckDB, and
+returns one row per contact with the score and the facts engscore also writes. The command
+prints the wall time of each run and, with ``--against``, checks the result against an engscore
+scores file (same contacts, scores within 1e-6, counts, last engagement and RFM raw values equal).
+
+The rules are written out by hand, not translated from the YAML: this is what a competent
+analyst would write in SQL for the same scheme, so the timing is a fair yardstick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+AS_OF = "2026-11-01T00:00:00Z"
+OUTPUT_COLUMNS = (
+    "contact_id",
+    "score",
+    "n_open",
+    "n_click",
+    "n_purchase",
+    "last_engaged_at",
+    "recency_days",
+    "frequency",
+    "monetary",
+)
+#: Scores may differ by float rounding only (engscore sums in fixed point).
+SCORE_TOLERANCE = 1e-6
+
+# rules/default.yaml, by hand. Steps refer to SPEC section 3.
+_SQL = """
+WITH
+-- Step 1: events at or before as_of (machine events kept here: they still make a contact).
+events AS (
+    SELECT contact_id, event_type, "timestamp" AS ts, campaign_id, url, amount, bounce_type,
+           coalesce(is_machine, false) AS machine
+    FROM read_parquet({path})
+    WHERE "timestamp" <= {as_of}
+),
+-- exclude_machine_opens: true
+human AS (
+    SELECT * FROM events WHERE NOT machine
+),
+-- Step 2: reset.on_events [unsubscribe]
+resets AS (
+    SELECT contact_id, max(ts) AS reset_at
+    FROM human
+    WHERE event_type = 'unsubscribe'
+    GROUP BY contact_id
+),
+after_reset AS (
+    SELECT h.*
+    FROM human h LEFT JOIN resets r USING (contact_id)
+    WHERE r.reset_at IS NULL OR h.ts > r.reset_at
+),
+-- Step 3: reset.after_inactive 6m and the latest streak (calendar months; DuckDB's month
+-- addition clamps to the month's last day, like engscore).
+engaged AS (
+    SELECT contact_id, ts, lag(ts) OVER (PARTITION BY contact_id ORDER BY ts) AS prev
+    FROM after_reset
+    WHERE event_type IN ('open', 'click', 'reply', 'page_view', 'form_submit', 'purchase')
+),
+streaks AS (
+    SELECT contact_id,
+           max(ts) FILTER (WHERE prev IS NULL OR prev + INTERVAL 6 MONTH <= ts) AS streak_start
+    FROM engaged
+    GROUP BY contact_id
+    HAVING max(ts) + INTERVAL 6 MONTH > {as_of}
+),
+counted AS (
+    SELECT a.*,
+           0.5 ** (({as_of_us} - epoch_us(a.ts)) / 86400e6 / 90.0) AS decay
+    FROM after_reset a JOIN streaks s USING (contact_id)
+    WHERE a.ts >= s.streak_start
+),
+-- Step 4, rules that count every match: replied, page_visit (cap 20), form_submitted,
+-- purchased, soft_bounced (cap 20).
+every_match AS (
+    SELECT contact_id,
+           coalesce(sum(30 * decay) FILTER (WHERE event_type = 'reply'), 0)
+         + least(20, greatest(-20, coalesce(sum(2 * decay) FILTER (
+               WHERE event_type = 'page_view' AND (url IS NULL OR NOT (
+                   url LIKE '%/pricing%' OR url LIKE '%/demo%' OR url LIKE '%/contact%'))
+           ), 0)))
+         + coalesce(sum(40 * decay) FILTER (WHERE event_type = 'form_submit'), 0)
+         + coalesce(sum(50 * decay) FILTER (WHERE event_type = 'purchase'), 0)
+         + least(20, greatest(-20, coalesce(sum(-5 * decay) FILTER (
+               WHERE event_type = 'bounce' AND (bounce_type IS NULL OR bounce_type <> 'hard')
+           ), 0)))
+           AS points
+    FROM counted
+    WHERE event_type IN ('reply', 'page_view', 'form_submit', 'purchase', 'bounce')
+    GROUP BY contact_id
+),
+-- Step 4, rules that keep the earliest match per key (NULL is one value in GROUP BY):
+-- opened unique_by [campaign_id], clicked unique_by [campaign_id, url], key_page_visit
+-- unique_by [url], hard_bounced once, complained once. No event matches two of them.
+keyed AS (
+    SELECT contact_id,
+           CASE WHEN event_type = 'open' THEN 10
+                WHEN event_type = 'click' THEN 20
+                WHEN event_type = 'page_view' THEN 50
+                WHEN event_type = 'bounce' THEN -50
+                ELSE -100 END AS rule_points,
+           CASE WHEN event_type IN ('open', 'click') THEN campaign_id
+                WHEN event_type = 'page_view' THEN url END AS key1,
+           CASE WHEN event_type = 'click' THEN url END AS key2,
+           min(decay) AS decay  -- the earliest match decays the most
+    FROM counted
+    WHERE event_type IN ('open', 'click', 'complaint')
+       OR (event_type = 'page_view'
+           AND (url LIKE '%/pricing%' OR url LIKE '%/demo%' OR url LIKE '%/contact%'))
+       OR (event_type = 'bounce' AND bounce_type = 'hard')
+    GROUP BY ALL
+),
+keyed_points AS (
+    SELECT contact_id, sum(rule_points * decay) AS points
+    FROM keyed
+    GROUP BY contact_id
+),
+-- Step 5: the clamped sum; step 6: every contact with an event at or before as_of.
+facts AS (
+    SELECT contact_id,
+           count(*) FILTER (WHERE NOT machine AND event_type = 'open') AS n_open,
+           count(*) FILTER (WHERE NOT machine AND event_type = 'click') AS n_click,
+           count(*) FILTER (WHERE NOT machine AND event_type = 'purchase') AS n_purchase,
+           max(ts) FILTER (WHERE NOT machine AND event_type IN (
+               'open', 'click', 'reply', 'page_view', 'form_submit', 'purchase'))
+               AS last_engaged_at,
+           -- RFM, like engscore: every purchase event (machine flag not consulted).
+           max(ts) FILTER (WHERE event_type = 'purchase') AS last_purchase,
+           count(*) FILTER (WHERE event_type = 'purchase') AS n_purchase_all,
+           -- The same fixed-point sum as engscore (units of 2**-40), so monetary is exact.
+           sum(round(coalesce(amount, 0) * 1099511627776.0)::HUGEINT)
+               FILTER (WHERE event_type = 'purchase') AS monetary_fixed
+    FROM events
+    GROUP BY contact_id
+)
+SELECT f.contact_id,
+       least(500.0, greatest(-100.0,
+           coalesce(e.points, 0.0) + coalesce(k.points, 0.0))) AS score,
+       f.n_open,
+       f.n_click,
+       f.n_purchase,
+       f.last_engaged_at,
+       ({as_of_us} - epoch_us(f.last_purchase)) // 86400000000 AS recency_days,
+       CASE WHEN f.last_purchase IS NOT NULL THEN f.n_purchase_all END AS frequency,
+       f.monetary_fixed::DOUBLE / 1099511627776.0 AS monetary
+FROM facts f
+LEFT JOIN every_match e USING (contact_id)
+LEFT JOIN keyed_points k USING (contact_id)
+ORDER BY f.contact_id
+"""
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def query(events_path: str, as_of: datetime) -> str:
+    """The SQL of ``score`` for one events file and ``as_of`` (an aware datetime)."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    as_of_utc = as_of.astimezone(UTC)
+    # Whole microseconds as an integer: total_seconds() would round large values.
+    delta = as_of_utc - datetime(1970, 1, 1, tzinfo=UTC)
+    as_of_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    literal = f"TIMESTAMPTZ {_sql_string(as_of_utc.isoformat())}"
+    return _SQL.format(path=_sql_string(events_path), as_of=literal, as_of_us=as_of_us)
+
+
+def score(events_path: str, as_of: datetime, threads: int = 2) -> pd.DataFrame:
+    """Scores and facts per contact under the default rules, computed by DuckDB.
+
+    Columns ``OUTPUT_COLUMNS``, one row per contact with an event at or before ``as_of``,
+    sorted by ``contact_id``. RFM columns are null for contacts without a purchase.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET threads = {int(threads)}")
+        con.execute("SET preserve_insertion_order = false")
+        frame: pd.DataFrame = con.sql(query(events_path, as_of)).df()
+    finally:
+        con.close()
+    return frame
+
+
+def compare(ours: pd.DataFrame, scores_path: str) -> list[str]:
+    """Differences between ``ours`` and an engscore scores file (empty when they agree)."""
+    import polars as pl
+
+    theirs = pl.read_parquet(scores_path, columns=list(OUTPUT_COLUMNS))
+    counts = ("n_open", "n_click", "n_purchase", "recency_days", "frequency")
+    mine = pl.from_pandas(ours).with_columns(
+        pl.col("last_engaged_at").cast(pl.Datetime("us", "UTC")),
+        *(pl.col(c).cast(pl.Int64) for c in counts),
+    )
+    problems: list[str] = []
+    only_theirs = theirs.join(mine, on="contact_id", how="anti").height
+    only_mine = mine.join(theirs, on="contact_id", how="anti").height
+    if only_theirs or only_mine:
+        problems.append(f"contacts: {only_theirs} only in engscore, {only_mine} only in DuckDB")
+    both = theirs.join(mine, on="contact_id", how="inner", suffix="_duckdb")
+    far = both.filter((pl.col("score") - pl.col("score_duckdb")).abs() > SCORE_TOLERANCE)
+    if far.height:
+        problems.append(f"score: {far.height} contacts differ by more than {SCORE_TOLERANCE}")
+    for column in OUTPUT_COLUMNS[2:]:
+        differ = both.filter(~pl.col(column).eq_missing(pl.col(f"{column}_duckdb"))).height
+        if differ:
+            problems.append(f"{column}: {differ} contacts differ")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time ``score`` on a file and optionally check it against engscore's output."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("events")
+    parser.add_argument("--as-of", default=AS_OF)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--against", help="an engscore scores.parquet to compare with")
+    args = parser.parse_args(argv)
+    as_of = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+    times: list[float] = []
+    result: Any = None
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        result = score(args.events, as_of, args.threads)
+        times.append(time.perf_counter() - start)
+        print(f"  run: {times[-1]:.2f} s ({len(result):,} contacts)", flush=True)
+    median = statistics.median(times)
+    print(f"DuckDB {duckdb.__version__}, {args.threads} threads: median {median:.2f} s")
+    if args.against:
+        problems = compare(result, args.against)
+        for problem in problems:
+            print(f"MISMATCH {problem}")
+        if problems:
+            return 1
+        print(f"agrees with {args.against}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
