@@ -82,7 +82,8 @@ def main() -> None:
     events = ingested(args.events)
     results: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as work:
-        outputs = {name: Path(work) / f"{name}.parquet" for name in ("engscore", "duckdb", "pandas")}
+        names = ("engscore", "duckdb", "pandas")
+        outputs = {name: Path(work) / f"{name}.parquet" for name in names}
         commands = {
             "engscore": [
                 sys.executable, "-m", "engscore", "score", str(events), "--as-of", AS_OF,
