@@ -103,7 +103,7 @@ def main() -> None:
         for name in ("duckdb", "pandas"):
             print(agree(outputs["engscore"], outputs[name], name))
     print()
-    print("| | wall time (median) | peak RSS | engscore / this |")
+    print("| | wall time (median) | peak RSS | engscore time / this time |")
     print("|---|---|---|---|")
     ours = results["engscore"][0]
     for name, (wall, peak) in results.items():
