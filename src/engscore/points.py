@@ -15,6 +15,7 @@ import polars as pl
 
 from engscore.rules import PointRule, Rules
 from engscore.schema import CANONICAL_EVENT_TYPES
+from engscore.status import status_aggregations, status_columns
 
 CONTACT = "contact_id"
 TIMESTAMP = "timestamp"
@@ -81,7 +82,16 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
     latest engagement streak.
     """
     schema = events.collect_schema()
-    base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(_machine=_machine(rules, schema))
+    # Only events some rule, reset or the engagement test looks at matter here: dropping the
+    # rest first (sends and deliveries are most of a list's events) makes the joins small.
+    relevant = sorted(
+        {t for rule in rules.points for t in rule.event}
+        | set(rules.reset.on_events)
+        | set(rules.engaged_events)
+    )
+    base = events.filter(
+        (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(relevant)
+    ).with_columns(_machine=_machine(rules, schema))
     human = ~pl.col("_machine")
     # (condition, reason) in order: the first that holds says why an event does not count.
     reasons: list[tuple[pl.Expr, str]] = [(pl.col("_machine"), MACHINE)]
@@ -279,8 +289,13 @@ def score_columns(rules: Rules) -> list[str]:
     return [f"score_{group}" for group in rules.groups]
 
 
-def contact_facts(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
-    """Per-contact facts beside the score: first/last event, last engagement, counts, flags."""
+def contact_facts(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, with_status: bool = False
+) -> pl.LazyFrame:
+    """Per-contact facts beside the score: first/last event, last engagement, counts, flags.
+
+    ``with_status`` adds ``status``, ``seasonal`` and ``unengaged`` from the same pass.
+    """
     schema = events.collect_schema()
     base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(_machine=_machine(rules, schema))
     kind = pl.col(EVENT_TYPE)
@@ -305,10 +320,16 @@ def contact_facts(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.Laz
         complained=(kind == "complaint").any(),
         hard_bounced=last_hard_bounce.is_not_null()
         & (last_delivered.is_null() | (last_delivered <= last_hard_bounce)),
+        **(status_aggregations(rules, as_of, human) if with_status else {}),
     )
     since = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_microseconds()
-    return facts.with_columns(
+    facts = facts.with_columns(
         days_since_engaged=(since // int(_MICROSECONDS_PER_DAY)).cast(pl.Int64)
+    )
+    if not with_status:
+        return facts
+    return facts.with_columns(**status_columns(rules, as_of)).drop(
+        pl.selectors.starts_with("_status_")
     )
 
 
@@ -328,7 +349,10 @@ def rule_totals(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyF
     per key with a ``group_by`` on (contact, keys) instead of a ranking window. Columns
     ``_rule<i>`` (0 where a rule earned nothing), one row per contact that earned anything.
     """
-    counted = counted_events(events, rules, as_of).filter(pl.col("_drop").is_null())
+    counted = counted_events(events, rules, as_of).filter(
+        pl.col("_drop").is_null()
+        & pl.col(EVENT_TYPE).is_in(sorted({t for rule in rules.points for t in rule.event}))
+    )
     factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
 
     def matches(rule: PointRule) -> pl.Expr:
@@ -421,15 +445,18 @@ def score_contacts(
     rules: Rules,
     as_of: datetime,
     contacts: pl.LazyFrame | None = None,
+    with_status: bool = False,
 ) -> pl.LazyFrame:
     """One row per contact with an event at or before ``as_of``: score, groups, grade, facts.
+
+    ``with_status`` adds the inactivity status columns (``engscore.status``) in the same pass.
 
     ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by
     ``contact_id``; the query is lazy, for the caller to collect once.
     """
     sums = group_totals(events, rules, as_of, contacts)
     group_columns = score_columns(rules)
-    facts = contact_facts(events, rules, as_of)
+    facts = contact_facts(events, rules, as_of, with_status)
     total = pl.sum_horizontal(group_columns)
     scored = (
         facts.join(sums, on=CONTACT, how="left")
@@ -437,11 +464,11 @@ def score_contacts(
         .with_columns(score=clamp(total, rules))
         .with_columns(grade=grade(pl.col("score"), rules))
     )
-    return scored.select(output_columns(rules)).sort(CONTACT)
+    return scored.select(output_columns(rules, with_status)).sort(CONTACT)
 
 
-def output_columns(rules: Rules) -> list[str]:
-    """The scores file's columns, in order."""
+def output_columns(rules: Rules, with_status: bool = False) -> list[str]:
+    """The points and facts columns of the scores file, in order."""
     return [
         CONTACT,
         "score",
@@ -451,6 +478,7 @@ def output_columns(rules: Rules) -> list[str]:
         "last_event_at",
         "last_engaged_at",
         "days_since_engaged",
+        *(("status", "seasonal", "unengaged") if with_status else ()),
         *(f"n_{t}" for t in CANONICAL_EVENT_TYPES),
         "n_machine_open",
         "unsubscribed",

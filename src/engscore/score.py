@@ -36,7 +36,7 @@ from engscore.rules import (
     default_rules_text,
     load_rules,
 )
-from engscore.status import STATUSES, contact_status
+from engscore.status import STATUSES
 from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
 
 #: Parquet metadata of a scores file: what produced it (read back by later commands).
@@ -114,13 +114,7 @@ def contact_query(
     Columns follow SPEC section 5: the points columns, with ``status``, ``seasonal`` and
     ``unengaged`` after ``days_since_engaged``. Not sorted.
     """
-    points = score_contacts(events, rules, as_of, contacts)
-    status = contact_status(events, rules, as_of)
-    columns = points.collect_schema().names()
-    at = columns.index("days_since_engaged") + 1
-    status_columns = [c for c in status.collect_schema().names() if c != CONTACT]
-    order = [*columns[:at], *status_columns, *columns[at:]]
-    return points.join(status, on=CONTACT, how="left").select(order)
+    return score_contacts(events, rules, as_of, contacts, with_status=True)
 
 
 def scores_query(

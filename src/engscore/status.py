@@ -108,6 +108,46 @@ def status_expr(last_engaged: pl.Expr, status: Status, as_of: datetime) -> pl.Ex
     )
 
 
+def status_aggregations(rules: Rules, as_of: datetime, human: pl.Expr) -> dict[str, pl.Expr]:
+    """The per-contact aggregations the status columns need (``human``: not a machine event).
+
+    For a ``group_by(contact_id)`` over the events at or before ``as_of``; ``status_columns``
+    turns them into ``status``, ``seasonal`` and ``unengaged``. Split this way so the scores
+    query computes them in the same pass as the other facts.
+    """
+    cut = status_cutoffs(rules.status, as_of)
+    stamp = pl.col(TIMESTAMP)
+    kind = pl.col(EVENT_TYPE)
+    engaged = human & kind.is_in(rules.engaged_events)
+    bought = human & kind.is_in(rules.rfm.purchase_events)
+    seasonal = (engaged | bought) & stamp.is_between(
+        cut["seasonal_from"], cut["seasonal_to"], closed="both"
+    )
+    recent = stamp > cut["unengaged_after"]
+    return {
+        "_status_last_engaged": stamp.filter(engaged).max(),
+        "_status_seasonal": seasonal.any(),
+        "_status_has_delivered": (kind == "delivered").any(),
+        "_status_delivered": (recent & (kind == "delivered")).sum(),
+        "_status_sent": (recent & (kind == "send")).sum(),
+        "_status_opened": (recent & human & kind.is_in(_OPEN_OR_CLICK)).any(),
+    }
+
+
+def status_columns(rules: Rules, as_of: datetime) -> dict[str, pl.Expr]:
+    """``status``, ``seasonal``, ``unengaged`` from the ``status_aggregations`` columns."""
+    mailed = (
+        pl.when(pl.col("_status_has_delivered"))
+        .then(pl.col("_status_delivered"))
+        .otherwise(pl.col("_status_sent"))
+    )
+    return {
+        "status": status_expr(pl.col("_status_last_engaged"), rules.status, as_of),
+        "seasonal": pl.col("_status_seasonal"),
+        "unengaged": (mailed >= rules.status.unengaged_deliveries) & ~pl.col("_status_opened"),
+    }
+
+
 def contact_status(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
     """One row per contact with an event at or before ``as_of``.
 
@@ -115,33 +155,10 @@ def contact_status(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
     ``contact_id``; lazy, for the caller to collect.
     """
     schema = events.collect_schema()
-    cut = status_cutoffs(rules.status, as_of)
-    stamp = pl.col(TIMESTAMP)
-    kind = pl.col(EVENT_TYPE)
-    human = pl.col("_human")
-    engaged = human & kind.is_in(rules.engaged_events)
-    bought = human & kind.is_in(rules.rfm.purchase_events)
-    seasonal = (engaged | bought) & stamp.is_between(
-        cut["seasonal_from"], cut["seasonal_to"], closed="both"
-    )
-    recent = stamp > cut["unengaged_after"]
     facts = (
-        events.filter(stamp <= as_of)
+        events.filter(pl.col(TIMESTAMP) <= as_of)
         .with_columns(_human=_human(rules, schema))
         .group_by(CONTACT)
-        .agg(
-            _last_engaged=stamp.filter(engaged).max(),
-            seasonal=seasonal.any(),
-            _has_delivered=(kind == "delivered").any(),
-            _delivered=(recent & (kind == "delivered")).sum(),
-            _sent=(recent & (kind == "send")).sum(),
-            _opened=(recent & human & kind.is_in(_OPEN_OR_CLICK)).any(),
-        )
+        .agg(**status_aggregations(rules, as_of, pl.col("_human")))
     )
-    mailed = pl.when(pl.col("_has_delivered")).then(pl.col("_delivered")).otherwise(pl.col("_sent"))
-    return facts.select(
-        pl.col(CONTACT),
-        status=status_expr(pl.col("_last_engaged"), rules.status, as_of),
-        seasonal=pl.col("seasonal"),
-        unengaged=(mailed >= rules.status.unengaged_deliveries) & ~pl.col("_opened"),
-    ).sort(CONTACT)
+    return facts.select(pl.col(CONTACT), **status_columns(rules, as_of)).sort(CONTACT)
