@@ -312,14 +312,14 @@ class SegmentReport:
     compared_with: Path | None
 
 
-def _previous_ids(folder: Path | None, name: str) -> set[str] | None:
+def _previous_ids(folder: Path | None, name: str) -> pl.Series | None:
+    """The contact column of the previous run's file of this segment (None if there is none)."""
     if folder is None:
         return None
     path = folder / f"{name}.parquet"
     if not path.is_file():
         return None
-    table = pq.read_table(path)
-    return set(table.column(0).to_pylist())
+    return pl.read_parquet(path).to_series(0)
 
 
 def write_segments(
@@ -352,15 +352,18 @@ def write_segments(
                 temporary / f"{segment.name}.csv", datetime_format=CSV_DATETIME
             )
             before = _previous_ids(compare, segment.name)
-            now = set(rows[key].to_list())
+            now = rows[key]
+            # Counted with Series operations: Python sets of millions of e-mails cost gigabytes.
+            entered = int((~now.is_in(before.implode())).sum()) if before is not None else None
+            left = int((~before.is_in(now.implode())).sum()) if before is not None else None
             results.append(
                 SegmentResult(
                     name=segment.name,
                     description=segment.description,
                     mailing=segment.mailing,
                     rows=rows.height,
-                    entered=len(now - before) if before is not None else None,
-                    left=len(before - now) if before is not None else None,
+                    entered=entered,
+                    left=left,
                 )
             )
         manifest = {
