@@ -40,17 +40,15 @@ def project(events: int) -> tuple[Path, Path]:
     events_folder = folder / "store" / "events"
     events_folder.mkdir(parents=True)
     print(f"writing the store for {events:,} events ...", flush=True)
-    frame.filter(pl.col("timestamp") < cut).with_columns(
-        _month=pl.col("timestamp").dt.strftime("%Y-%m")
-    ).sink_parquet(
-        pl.PartitionBy(events_folder, key="_month", include_key=False),
-        mkdir=True,
-    )
-    for part in events_folder.glob("_month=*"):
-        part.rename(events_folder / part.name.removeprefix("_month="))
-    for month in events_folder.iterdir():
-        for index, file in enumerate(sorted(month.glob("*.parquet"))):
-            file.rename(month / f"part-bench{index:04d}.parquet")
+    # Month files sorted by contact, as `engscore ingest --store` and `store compact` write them.
+    kept = frame.filter(pl.col("timestamp") < cut)
+    months = kept.select(pl.col("timestamp").dt.strftime("%Y-%m").unique()).collect()
+    for month in sorted(months.to_series().to_list()):
+        target = events_folder / month
+        target.mkdir()
+        kept.filter(pl.col("timestamp").dt.strftime("%Y-%m") == month).sort(
+            "contact_id", "timestamp"
+        ).sink_parquet(target / "part-bench.parquet", row_group_size=262_144)
     catalogue = {"version": 1, "files": [{"path": str(source), "size": 0, "sha256": "bench"}]}
     (folder / "store" / "catalogue.json").write_text(json.dumps(catalogue))
     return folder, last_day

@@ -158,6 +158,25 @@ def _sorted_file_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | 
     return cuts or None
 
 
+#: Contacts sampled (by id hash, all their events) to place the bucket bounds.
+_SAMPLE_ONE_IN = 64
+
+
+def _sampled_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | None:
+    """Contact ids that cut the events into ``buckets`` ranges of about equal rows."""
+    sampled = (
+        prepared.events.select(CONTACT)
+        .filter(pl.col(CONTACT).hash(seed=1) % _SAMPLE_ONE_IN == 0)
+        .collect(engine="streaming")
+        .to_series()
+        .sort()
+    )
+    if sampled.len() < buckets:
+        return None
+    cuts = {sampled[sampled.len() * k // buckets] for k in range(1, buckets)}
+    return sorted(str(c) for c in cuts if c is not None) or None
+
+
 def _bucketed(
     prepared: PreparedScoring, rules: Rules, as_of: datetime, buckets: int
 ) -> pl.DataFrame:
@@ -167,10 +186,10 @@ def _bucketed(
     of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
     on the purchases, which are few. The result does not depend on the split.
     """
-    bounds = _sorted_file_bounds(prepared, buckets)
+    bounds = _sorted_file_bounds(prepared, buckets) or _sampled_bounds(prepared, buckets)
     if bounds is not None:
-        # A file written by `engscore ingest` is sorted by contact: contiguous contact ranges
-        # let each pass read only its own row groups (Parquet statistics).
+        # Contiguous contact ranges: on contact-sorted files (an `engscore ingest` output, the
+        # store's month files) each pass reads only its own row groups (Parquet statistics).
         contact = pl.col(CONTACT)
         edges: list[str | None] = [None, *bounds, None]
         selections = [

@@ -42,6 +42,9 @@ from engscore.schema import CANONICAL_SCHEMA
 
 CATALOGUE = "catalogue.json"
 EVENTS = "events"
+#: Rows per row group of the (contact-sorted) month files: small enough that scoring in
+#: contact ranges reads only the row groups of its range.
+STORE_ROW_GROUP = 262_144
 #: Columns that identify an event without an id (the canonical ones).
 IDENTITY = list(CANONICAL_SCHEMA)
 
@@ -186,7 +189,7 @@ def _write_months(store: EventStore, rows: pl.DataFrame) -> list[str]:
         target = store.events_folder / str(month) / f"part-{digest}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as temporary:
-            data.write_parquet(temporary, compression="zstd")
+            data.write_parquet(temporary, compression="zstd", row_group_size=STORE_ROW_GROUP)
         months.append(str(month))
     return months
 
@@ -262,7 +265,9 @@ def compact(store: EventStore) -> int:
         )
         fresh = month.with_name(f".{month.name}.tmp-{os.getpid()}")
         fresh.mkdir()
-        data.write_parquet(fresh / "part-compacted.parquet", compression="zstd")
+        data.write_parquet(
+            fresh / "part-compacted.parquet", compression="zstd", row_group_size=STORE_ROW_GROUP
+        )
         swap_folder(fresh, month)
         compacted += 1
     return compacted
