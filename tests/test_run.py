@@ -282,3 +282,15 @@ def test_single_commands_read_the_project_config(
     assert result.exit_code == 0, result.output
     assert "default rules" not in result.output
     assert pl.read_parquet(out)["score"].max() == pl.read_parquet(out)["n_open"].max()
+
+
+def test_bad_rules_fail_the_run_before_the_store_changes(project: Path) -> None:
+    (project / "rules.yaml").write_text("points: [{name: a, event: open, points: ten}]\n")
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 2 and "rules.yaml:1: points[0].points: must be a number" in out
+    assert not (project / "store").exists()
+
+
+def test_store_commands_on_a_folder_that_is_not_a_store(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["store", "info", str(tmp_path)])
+    assert result.exit_code == 1 and "not an event store" in result.output

@@ -30,6 +30,7 @@ from engscore.errors import DataError, LockedError
 from engscore.ingest import IngestOptions
 from engscore.outputs import pid_alive, sha256_file, shown_path, write_frame, write_json
 from engscore.report import ReportRequest, run_report
+from engscore.rules import load_rules
 from engscore.score import (
     ScoreRequest,
     compute_scores,
@@ -38,7 +39,7 @@ from engscore.score import (
     provenance,
     scores_metadata,
 )
-from engscore.segments import SegmentRequest, run_segment
+from engscore.segments import SegmentRequest, load_segments_file, run_segment
 from engscore.store import EventStore, append
 from engscore.ui import human_int
 
@@ -193,6 +194,12 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
             encoding=config.inputs.encoding,
         )
         store = EventStore(project.path(config.store))
+        rules = project.path(config.rules) if config.rules else None
+        segments_file = project.path(config.segments) if config.segments else None
+        # A mistake in the rules or segments must fail the run before the store changes.
+        load_rules(rules)
+        if segments_file is not None:
+            load_segments_file(segments_file)
         step("ingest")
         specs, notes = _input_files(project)
         summary.warnings += notes
@@ -206,7 +213,6 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
             raise DataError(f"{store.root}: the store holds no events yet; nothing to score")
 
         step("score")
-        rules = project.path(config.rules) if config.rules else None
         contacts = project.path(config.contacts) if config.contacts else None
         request = ScoreRequest(
             events=[str(store.root)], as_of=as_of, rules_path=rules, contacts_path=contacts
@@ -230,7 +236,7 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
                 output=work / "segments",
                 scores=scores_path,
                 rules=rules,
-                segments_file=project.path(config.segments) if config.segments else None,
+                segments_file=segments_file,
                 inactive=config.inactive,
                 compare=previous,
             )

@@ -217,7 +217,12 @@ class StoreInfo:
 
 
 def info(store: EventStore) -> StoreInfo:
-    """Figures about a store."""
+    """Figures about a store (DataError when the folder is not one)."""
+    if not is_store(store.root):
+        raise DataError(
+            f"{store.root}: not an event store (no {CATALOGUE}); fill one with "
+            "`engscore ingest EXPORTS --store DIR`"
+        )
     parts = store.part_files()
     if parts:
         row = (
@@ -252,6 +257,8 @@ def compact(store: EventStore) -> int:
     Each month folder is rebuilt beside itself and swapped in whole, so a kill leaves either
     the old files or the new file, never both.
     """
+    if not is_store(store.root):
+        raise DataError(f"{store.root}: not an event store (no {CATALOGUE})")
     compacted = 0
     for month in sorted(p for p in store.events_folder.glob("*") if p.is_dir()):
         recover_interrupted(month)
