@@ -16,9 +16,11 @@ import polars as pl
 
 from engscore.contacts import normalise_contact_id
 from engscore.errors import DataError
+from engscore.outputs import CSV_DATETIME
 from engscore.points import CONTACT, contact_ledger, score_contacts
 from engscore.readers import first_line
 from engscore.score import PreparedScoring
+from engscore.timestamps import format_instant
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,10 @@ class Explanation:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (timestamps as ISO 8601 with Z)."""
-        lines = self.lines.with_columns(
-            pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        ).drop(CONTACT)
+        lines = self.lines.with_columns(pl.col("timestamp").dt.strftime(CSV_DATETIME)).drop(CONTACT)
         return {
             "contact_id": self.contact_id,
-            "as_of": self.as_of.isoformat().replace("+00:00", "Z"),
+            "as_of": format_instant(self.as_of),
             "rules": self.rules,
             "found": self.found,
             "score": self.score,

@@ -108,6 +108,11 @@ def prepare_events(
     return finalise(drop_duplicates(flag_machine_opens(valid, machine_open_seconds)), sort)
 
 
+def _no_rejects() -> pl.LazyFrame:
+    """The rejects of inputs that are already canonical: none."""
+    return pl.LazyFrame(schema={"file": pl.String, "line": pl.Int64, "reason": pl.String})
+
+
 def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
     """The fast path: a single Parquet file written by ``engscore ingest`` needs no work."""
     if len(items) != 1 or items[0].format != "parquet" or items[0].compressed:
@@ -119,11 +124,10 @@ def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
     if metadata.get(EVENTS_METADATA_KEY) != EVENTS_FORMAT_VERSION:
         return None
     rows = pq.read_metadata(items[0].path).num_rows
-    empty_rejects = pl.LazyFrame(schema={"file": pl.String, "line": pl.Int64, "reason": pl.String})
     return LoadedEvents(
         valid=pl.scan_parquet(items[0].path),
         files=[FileReport(items[0].path, "engscore events", True, rows, 0)],
-        rejects=empty_rejects,
+        rejects=_no_rejects(),
         rows_rejected=0,
         reject_reasons={},
         machine_open_seconds=0.0,
@@ -138,11 +142,10 @@ def _store_events(root: Path) -> LoadedEvents:
     store = EventStore(root)
     parts = store.part_files()
     rows = sum(pq.read_metadata(p).num_rows for p in parts)
-    empty_rejects = pl.LazyFrame(schema={"file": pl.String, "line": pl.Int64, "reason": pl.String})
     return LoadedEvents(
         valid=store.scan(),
         files=[FileReport(root, "engscore store", True, rows, 0)],
-        rejects=empty_rejects,
+        rejects=_no_rejects(),
         rows_rejected=0,
         reject_reasons={},
         machine_open_seconds=0.0,

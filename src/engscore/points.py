@@ -15,7 +15,12 @@ import polars as pl
 
 from engscore.rules import PointRule, Rules
 from engscore.schema import CANONICAL_EVENT_TYPES
-from engscore.status import status_aggregations, status_columns
+from engscore.status import (
+    excluded_machine,
+    machine_flag,
+    status_aggregations,
+    status_columns,
+)
 
 CONTACT = "contact_id"
 TIMESTAMP = "timestamp"
@@ -69,12 +74,6 @@ def _optional(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataTyp
     return pl.col(name).cast(dtype) if name in schema else pl.lit(None, dtype=dtype)
 
 
-def _machine(rules: Rules, schema: pl.Schema) -> pl.Expr:
-    if not rules.exclude_machine_opens or "is_machine" not in schema:
-        return pl.lit(False)
-    return pl.col("is_machine").fill_null(False)
-
-
 def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
     """Events at or before ``as_of`` with ``_drop``: null when the event counts, else why not.
 
@@ -91,7 +90,7 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
     )
     base = events.filter(
         (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(relevant)
-    ).with_columns(_machine=_machine(rules, schema))
+    ).with_columns(_machine=excluded_machine(rules, schema))
     human = ~pl.col("_machine")
     # (condition, reason) in order: the first that holds says why an event does not count.
     reasons: list[tuple[pl.Expr, str]] = [(pl.col("_machine"), MACHINE)]
@@ -136,14 +135,6 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
     return base.with_columns(_drop=drop)
 
 
-def _decay_factor(rules: Rules, as_of: datetime) -> pl.Expr:
-    half_life = rules.half_life_days
-    if half_life is None:
-        return pl.lit(1.0)
-    age_days = (pl.lit(as_of) - pl.col(TIMESTAMP)).dt.total_microseconds() / _MICROSECONDS_PER_DAY
-    return pl.lit(0.5).pow(age_days / half_life)
-
-
 def event_ledger(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
     """One row per (point rule, matching event at or before ``as_of``) plus cap adjustments.
 
@@ -152,7 +143,7 @@ def event_ledger(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.Lazy
     counted = counted_events(events, rules, as_of)
     schema = counted.collect_schema()
     order = [c for c in _ORDER if c in schema]
-    factor = _decay_factor(rules, as_of)
+    factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
     parts: list[pl.LazyFrame] = []
     for rule in rules.points:
         matches = pl.col(EVENT_TYPE).is_in(rule.event)
@@ -297,7 +288,9 @@ def contact_facts(
     ``with_status`` adds ``status``, ``seasonal`` and ``unengaged`` from the same pass.
     """
     schema = events.collect_schema()
-    base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(_machine=_machine(rules, schema))
+    base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(
+        _machine=excluded_machine(rules, schema)
+    )
     kind = pl.col(EVENT_TYPE)
     human = ~pl.col("_machine")
     stamp = pl.col(TIMESTAMP)
@@ -306,7 +299,7 @@ def contact_facts(
     last_resubscribe = stamp.filter(kind.is_in(RESUBSCRIBE_EVENTS)).max()
     last_hard_bounce = stamp.filter(hard).max()
     last_delivered = stamp.filter(kind == "delivered").max()
-    machine_open = (kind == "open") & _optional(schema, "is_machine", pl.Boolean).fill_null(False)
+    machine_open = (kind == "open") & machine_flag(schema)
     facts = base.group_by(CONTACT).agg(
         first_seen_at=stamp.min(),
         last_event_at=stamp.max(),
@@ -334,6 +327,7 @@ def contact_facts(
 
 
 def _factor_of(stamp: pl.Expr, rules: Rules, as_of: datetime) -> pl.Expr:
+    """Decay factor ``0.5 ** (age_days / half_life)`` of an instant (1 without decay)."""
     half_life = rules.half_life_days
     if half_life is None:
         return pl.lit(1.0)

@@ -39,8 +39,8 @@ from engscore.ingest import IngestOptions, load_events
 from engscore.outputs import atomic_path, shown_path
 from engscore.rfm import SEGMENT_NAMES
 from engscore.rules import load_rules
-from engscore.segments import locate_scores, read_scores, recorded_rules
-from engscore.status import STATUSES
+from engscore.segments import SUPPRESSED, locate_scores, read_scores, recorded_rules
+from engscore.status import STATUSES, machine_flag
 
 CONTACT = "contact_id"
 STATUS_LABELS = {
@@ -132,15 +132,7 @@ def headline(scores: pl.DataFrame) -> tuple[list[Figure], str]:
             "a sunset policy would protect deliverability."
         )
     figures.append(Figure("Inactive share", f"{share:.0%}", "inactive, lapsed or never engaged"))
-    suppressed = (
-        _int(
-            scores.select(
-                (pl.col("unsubscribed") | pl.col("complained") | pl.col("hard_bounced")).sum()
-            ).item()
-        )
-        if total
-        else 0
-    )
+    suppressed = _int(scores.select(SUPPRESSED.sum()).item()) if total else 0
     figures.append(Figure("Suppressed", human(suppressed), percent(suppressed, total)))
     buyers = _int(scores["r"].is_not_null().sum()) if total and "r" in scores.columns else 0
     figures.append(Figure("Buyers", human(buyers), percent(buyers, total)))
@@ -300,7 +292,7 @@ def engagement_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
         section.notes.append("Pass --events to see engagement per month.")
         return section
     schema = events.collect_schema()
-    machine = pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
+    machine = machine_flag(schema)
     kind = pl.col("event_type")
     monthly = (
         events.filter(pl.col("timestamp") <= as_of)
@@ -483,7 +475,7 @@ def campaigns_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
     if "campaign_id" not in schema:
         section.notes.append("The events have no campaign column.")
         return section
-    machine = pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
+    machine = machine_flag(schema)
     kind = pl.col("event_type")
     counts = (
         events.filter((pl.col("timestamp") <= as_of) & pl.col("campaign_id").is_not_null())

@@ -34,13 +34,13 @@ from engscore.rules import load_rules
 from engscore.score import (
     ScoreRequest,
     compute_scores,
-    format_instant,
     prepare_scoring,
     provenance,
     scores_metadata,
 )
 from engscore.segments import SegmentRequest, load_segments_file, run_segment
 from engscore.store import EventStore, append
+from engscore.timestamps import format_instant
 from engscore.ui import human_int
 
 LOCK_FILE = Path(".engscore") / "run.lock"

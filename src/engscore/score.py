@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from engscore.rules import (
 )
 from engscore.status import STATUSES
 from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
+from engscore.timestamps import format_instant
 
 #: Parquet metadata of a scores file: what produced it (read back by later commands).
 SCORES_METADATA_KEY = b"engscore.scores"
@@ -320,11 +321,6 @@ def provenance(prepared: PreparedScoring, root: Path | None = None) -> dict[str,
         ),
         "engscore_version": __version__,
     }
-
-
-def format_instant(instant: datetime) -> str:
-    """``2026-11-01T00:00:00Z``: UTC instants as they appear in files and messages."""
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def scores_metadata(made_from: dict[str, Any]) -> dict[str, str]:

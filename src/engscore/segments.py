@@ -34,11 +34,12 @@ from engscore.outputs import (
     sha256_file,
     shown_path,
     swap_folder,
+    write_json,
 )
 from engscore.readers import first_line
 from engscore.rules import Rules, SegmentDefinition, SegmentsFile, load_rules, parse_condition
 from engscore.score import LAST_SCORE_RECORD
-from engscore.timestamps import parse_instant
+from engscore.timestamps import format_instant, parse_instant
 from engscore.yamlconf import LocatedYaml, load_yaml, validate_model
 
 CONTACT = "contact_id"
@@ -382,9 +383,7 @@ def write_segments(
                 for r in results
             },
         }
-        (temporary / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8"
-        )
+        write_json(manifest, temporary / "manifest.json")
         swap_folder(temporary, output)
     except OSError as exc:
         raise DataError(f"{output}: cannot write segments: {exc.strerror or exc}") from exc
@@ -474,7 +473,7 @@ def locate_scores(
         instant = parse_instant(str(made_from["as_of"]), "UTC", "scores as_of")
     elif as_of is not None:
         instant = as_of
-        made_from["as_of"] = as_of.isoformat().replace("+00:00", "Z")
+        made_from["as_of"] = format_instant(as_of)
     else:
         raise ConfigError(
             f"{scores_path}: the scores do not say when they were computed; pass --as-of"

@@ -86,10 +86,14 @@ def status_cutoffs(status: Status, as_of: datetime) -> dict[str, datetime]:
     }
 
 
-def _human(rules: Rules, schema: pl.Schema) -> pl.Expr:
-    if not rules.exclude_machine_opens or "is_machine" not in schema:
-        return pl.lit(True)
-    return ~pl.col("is_machine").fill_null(False)
+def machine_flag(schema: pl.Schema) -> pl.Expr:
+    """True for machine events (``is_machine``; null or a missing column count as human)."""
+    return pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
+
+
+def excluded_machine(rules: Rules, schema: pl.Schema) -> pl.Expr:
+    """True for the machine events the rules exclude (``exclude_machine_opens``)."""
+    return machine_flag(schema) if rules.exclude_machine_opens else pl.lit(False)
 
 
 def status_expr(last_engaged: pl.Expr, status: Status, as_of: datetime) -> pl.Expr:
@@ -157,7 +161,7 @@ def contact_status(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
     schema = events.collect_schema()
     facts = (
         events.filter(pl.col(TIMESTAMP) <= as_of)
-        .with_columns(_human=_human(rules, schema))
+        .with_columns(_human=~excluded_machine(rules, schema))
         .group_by(CONTACT)
         .agg(**status_aggregations(rules, as_of, pl.col("_human")))
     )

@@ -144,3 +144,8 @@ def parse_instant(text: str, timezone: str = "UTC", what: str = "--as-of") -> da
         zone = dt_timezone(timedelta(minutes=offset)) if offset is not None else ZoneInfo(timezone)
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+def format_instant(instant: datetime) -> str:
+    """``2026-11-01T00:00:00Z``: UTC instants as they appear in files and messages."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")

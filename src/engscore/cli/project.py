@@ -18,7 +18,7 @@ from engscore.config import config_path, init_project, load_project
 from engscore.errors import ConfigError
 from engscore.run import run_project
 from engscore.store import EventStore, compact, info
-from engscore.timestamps import parse_instant
+from engscore.timestamps import format_instant, parse_instant
 from engscore.ui import human_int
 
 ConfigOpt = Annotated[
@@ -71,7 +71,7 @@ def run_command(
     out.info(
         summary.line(),
         run=str(summary.folder),
-        as_of=summary.as_of.isoformat().replace("+00:00", "Z"),
+        as_of=format_instant(summary.as_of),
         new_files=summary.new_files,
         rows_added=summary.rows_added,
         contacts=summary.contacts,

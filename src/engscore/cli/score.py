@@ -31,6 +31,7 @@ from engscore.cli.options import (
 from engscore.explain import Explanation, explain_contact
 from engscore.points import STATUS_TEXT
 from engscore.score import ScoreSummary, prepare_scoring, run_score
+from engscore.timestamps import format_instant
 from engscore.ui import human_int
 
 
@@ -81,7 +82,7 @@ def render_score_summary(summary: ScoreSummary) -> None:
     out = reporter()
     for note in summary.warnings:
         out.warning(note)
-    as_of = summary.as_of.isoformat().replace("+00:00", "Z")
+    as_of = format_instant(summary.as_of)
     rows = [
         ("as of", as_of),
         ("rules", summary.rules),
@@ -169,7 +170,7 @@ def _points(value: float | None) -> str:
 def render_explanation(explanation: Explanation) -> None:
     """The ledger as a table on stdout, then the group totals and the score."""
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=160)
-    as_of = explanation.as_of.isoformat().replace("+00:00", "Z")
+    as_of = format_instant(explanation.as_of)
     table = Table(
         title=f"{explanation.contact_id} as of {as_of} ({explanation.rules})",
         title_justify="left",
