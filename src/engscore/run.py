@@ -12,7 +12,6 @@ taken over safely).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -285,8 +284,3 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
             shutil.rmtree(work, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """A run folder's manifest."""
-    return dict(json.loads((folder / "manifest.json").read_text("utf-8")))
