@@ -13,10 +13,12 @@ from datetime import datetime
 
 import polars as pl
 
+from engscore.durations import Duration
 from engscore.rules import PointRule, Rules
 from engscore.schema import CANONICAL_EVENT_TYPES
 from engscore.status import (
     excluded_machine,
+    latest,
     machine_flag,
     status_aggregations,
     status_columns,
@@ -109,30 +111,40 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
 
     window = rules.reset.after_inactive
     if window is not None:
-        ordered = pl.col(TIMESTAMP).sort()
-        previous = ordered.shift(1)
-        streaks = (
-            base.filter(human & after_reset & pl.col(EVENT_TYPE).is_in(rules.engaged_events))
-            .group_by(CONTACT)
-            .agg(
-                _last_engaged=pl.col(TIMESTAMP).max(),
-                # The first event of the latest streak: the last event that follows a gap of
-                # at least the window (calendar arithmetic), or the first event.
-                _streak_start=ordered.filter(
-                    previous.is_null() | (window.add_expr(previous) <= ordered)
-                ).max(),
-            )
+        engaged = base.filter(
+            human & after_reset & pl.col(EVENT_TYPE).is_in(rules.engaged_events)
+        ).select(CONTACT, TIMESTAMP)
+        streaks = _streaks(engaged, window).with_columns(
+            # Per contact, not per event: calendar arithmetic is not free.
+            _active=window.add_expr(pl.col("_last_engaged")) > as_of
         )
         base = base.join(streaks, on=CONTACT, how="left")
-        inactive = pl.col("_last_engaged").is_null() | (
-            window.add_expr(pl.col("_last_engaged")) <= as_of
-        )
-        reasons.append((inactive, INACTIVE))
+        reasons.append((~pl.col("_active").fill_null(False), INACTIVE))
         reasons.append((pl.col(TIMESTAMP) < pl.col("_streak_start"), BEFORE_STREAK))
     drop = pl.lit(None, dtype=pl.String)
     for condition, reason in reversed(reasons):
         drop = pl.when(condition).then(pl.lit(reason)).otherwise(drop)
     return base.with_columns(_drop=drop)
+
+
+def _streaks(engaged: pl.LazyFrame, window: Duration) -> pl.LazyFrame:
+    """Per contact, the last engagement and the first event of the latest streak.
+
+    The streak starts at the last engagement that follows a gap of at least ``window``
+    (calendar arithmetic) since the one before, or at the first engagement. One sort of all
+    engagements by (contact, time) and a shift find each one's predecessor: far cheaper than
+    sorting inside every contact's group.
+    """
+    stamp = pl.col(TIMESTAMP)
+    same_contact = pl.col(CONTACT) == pl.col(CONTACT).shift(1)
+    previous = pl.when(same_contact).then(stamp.shift(1))
+    starts = pl.col("_previous").is_null() | (window.add_expr(pl.col("_previous")) <= stamp)
+    return (
+        engaged.sort(CONTACT, TIMESTAMP)
+        .with_columns(_previous=previous)
+        .group_by(CONTACT)
+        .agg(_last_engaged=stamp.max(), _streak_start=latest(stamp, starts))
+    )
 
 
 def event_ledger(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
@@ -289,21 +301,24 @@ def contact_facts(
     """
     schema = events.collect_schema()
     base = events.filter(pl.col(TIMESTAMP) <= as_of).with_columns(
-        _machine=excluded_machine(rules, schema)
+        _machine=excluded_machine(rules, schema),
+        # Some thirty type tests run over every event here: on categorical codes they are
+        # integer compares (a quarter of this pass saved on 20M events).
+        _kind=pl.col(EVENT_TYPE).cast(pl.Categorical),
     )
-    kind = pl.col(EVENT_TYPE)
+    kind = pl.col("_kind")
     human = ~pl.col("_machine")
     stamp = pl.col(TIMESTAMP)
     hard = (kind == "bounce") & (_optional(schema, "bounce_type", pl.String) == "hard")
-    last_unsubscribe = stamp.filter(kind == "unsubscribe").max()
-    last_resubscribe = stamp.filter(kind.is_in(RESUBSCRIBE_EVENTS)).max()
-    last_hard_bounce = stamp.filter(hard).max()
-    last_delivered = stamp.filter(kind == "delivered").max()
+    last_unsubscribe = latest(stamp, kind == "unsubscribe")
+    last_resubscribe = latest(stamp, kind.is_in(RESUBSCRIBE_EVENTS))
+    last_hard_bounce = latest(stamp, hard)
+    last_delivered = latest(stamp, kind == "delivered")
     machine_open = (kind == "open") & machine_flag(schema)
     facts = base.group_by(CONTACT).agg(
         first_seen_at=stamp.min(),
         last_event_at=stamp.max(),
-        last_engaged_at=stamp.filter(human & kind.is_in(rules.engaged_events)).max(),
+        last_engaged_at=latest(stamp, human & kind.is_in(rules.engaged_events)),
         **{f"n_{t}": (human & (kind == t)).sum().cast(pl.Int64) for t in CANONICAL_EVENT_TYPES},
         n_machine_open=machine_open.sum().cast(pl.Int64),
         # A resubscribe after the last unsubscribe lifts it; a delivery after the last hard
@@ -313,7 +328,7 @@ def contact_facts(
         complained=(kind == "complaint").any(),
         hard_bounced=last_hard_bounce.is_not_null()
         & (last_delivered.is_null() | (last_delivered <= last_hard_bounce)),
-        **(status_aggregations(rules, as_of, human) if with_status else {}),
+        **(status_aggregations(rules, as_of, human, kind) if with_status else {}),
     )
     since = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_microseconds()
     facts = facts.with_columns(

@@ -91,6 +91,15 @@ def machine_flag(schema: pl.Schema) -> pl.Expr:
     return pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
 
 
+def latest(stamp: pl.Expr, condition: pl.Expr) -> pl.Expr:
+    """The largest ``stamp`` where ``condition`` holds, as a group aggregation (null if none).
+
+    ``when/then`` rather than ``filter``: the streaming engine runs it as a plain reduction,
+    about twice as fast.
+    """
+    return pl.when(condition).then(stamp).max()
+
+
 def excluded_machine(rules: Rules, schema: pl.Schema) -> pl.Expr:
     """True for the machine events the rules exclude (``exclude_machine_opens``)."""
     return machine_flag(schema) if rules.exclude_machine_opens else pl.lit(False)
@@ -112,8 +121,11 @@ def status_expr(last_engaged: pl.Expr, status: Status, as_of: datetime) -> pl.Ex
     )
 
 
-def status_aggregations(rules: Rules, as_of: datetime, human: pl.Expr) -> dict[str, pl.Expr]:
-    """The per-contact aggregations the status columns need (``human``: not a machine event).
+def status_aggregations(
+    rules: Rules, as_of: datetime, human: pl.Expr, kind: pl.Expr | None = None
+) -> dict[str, pl.Expr]:
+    """The per-contact aggregations the status columns need (``human``: not a machine event;
+    ``kind``: the event type, ``event_type`` unless given).
 
     For a ``group_by(contact_id)`` over the events at or before ``as_of``; ``status_columns``
     turns them into ``status``, ``seasonal`` and ``unengaged``. Split this way so the scores
@@ -121,7 +133,7 @@ def status_aggregations(rules: Rules, as_of: datetime, human: pl.Expr) -> dict[s
     """
     cut = status_cutoffs(rules.status, as_of)
     stamp = pl.col(TIMESTAMP)
-    kind = pl.col(EVENT_TYPE)
+    kind = pl.col(EVENT_TYPE) if kind is None else kind
     engaged = human & kind.is_in(rules.engaged_events)
     bought = human & kind.is_in(rules.rfm.purchase_events)
     seasonal = (engaged | bought) & stamp.is_between(
@@ -129,7 +141,7 @@ def status_aggregations(rules: Rules, as_of: datetime, human: pl.Expr) -> dict[s
     )
     recent = stamp > cut["unengaged_after"]
     return {
-        "_status_last_engaged": stamp.filter(engaged).max(),
+        "_status_last_engaged": latest(stamp, engaged),
         "_status_seasonal": seasonal.any(),
         "_status_has_delivered": (kind == "delivered").any(),
         "_status_delivered": (recent & (kind == "delivered")).sum(),
