@@ -71,6 +71,39 @@ def test_bucketed_write_equals_single_pass(tmp_path: Path, monkeypatch: pytest.M
     assert not list(tmp_path.glob(".engscore-*")), "temporary partitions are removed"
 
 
+def test_reading_in_batches_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two files (Parquet, and CSV with an extra column and bad rows) read in batches of 64
+    # rows and written in ranges of 50 give the events, rejects and line numbers of one pass.
+    rows = [
+        {"contact_id": f"c{i % 37}@x.com", "event_type": ["open", "click", "delivered"][i % 3],
+         "timestamp": f"2024-02-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", "event_id": f"p{i % 370}"}
+        for i in range(400)
+    ]  # fmt: skip
+    pl.DataFrame(rows).write_parquet(tmp_path / "a.parquet")
+    extra = [
+        {**row, "event_id": f"q{i}", "country": "NL",
+         "timestamp": "garbage" if i in (5, 130, 250) else row["timestamp"]}
+        for i, row in enumerate(rows[:300])
+    ]  # fmt: skip
+    pl.DataFrame(extra).write_csv(tmp_path / "b.csv")
+    inputs = [str(tmp_path / "a.parquet"), str(tmp_path / "b.csv")]
+    options = IngestOptions(on_error="skip")
+    whole = ingest_to_file(inputs, tmp_path / "whole.parquet", options)
+    monkeypatch.setattr(ingest, "BATCH_ROWS", 64)
+    monkeypatch.setattr(ingest, "BUCKET_ROWS", 50)
+    batched = ingest_to_file(inputs, tmp_path / "batched.parquet", options)
+    assert pl.read_parquet(tmp_path / "whole.parquet").equals(
+        pl.read_parquet(tmp_path / "batched.parquet")
+    )
+    assert (batched.rows_read, batched.rows_rejected, batched.rows_kept) == (700, 3, 667)
+    assert (whole.rows_kept, whole.duplicates_dropped) == (667, 30)  # p0..p29 twice
+    rejects = pl.read_csv(tmp_path / "batched.rejects.csv")
+    assert rejects["line"].to_list() == [7, 132, 252]  # CSV lines: header + 1-based rows
+    assert rejects.equals(pl.read_csv(tmp_path / "whole.rejects.csv"))
+    with pytest.raises(DataError, match=r"b\.csv:7: unparseable timestamp 'garbage'"):
+        ingest_to_file(inputs, tmp_path / "fails.parquet")
+
+
 def test_same_event_id_for_other_contacts_is_kept() -> None:
     # Some providers' ids name the message, shared by its recipients.
     frame = events_of(INGEST / "shared_message_id.csv")

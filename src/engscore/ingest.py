@@ -9,7 +9,7 @@ stay lazy for the caller to collect or stream once.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,12 +31,24 @@ from engscore.normalise import (
 from engscore.outputs import ChunkWriter, atomic_path, output_format, write_frame
 from engscore.presets import PRESET_NAMES, detect_preset, get_preset
 from engscore.presets.base import MapContext, Preset
-from engscore.readers import InputFile, collect_schema, first_line, resolve_inputs, scan_file
+from engscore.readers import (
+    InputFile,
+    collect_schema,
+    first_line,
+    flatten_structs,
+    resolve_inputs,
+    scan_file,
+)
 
+CONTACT = "contact_id"
 OnError = Literal["fail", "skip"]
 _SHOWN_REJECTS = 3
+#: Input rows per batch when ingest reads the inputs itself (validation, partitioning).
+BATCH_ROWS = 100_000
 #: Rows per contact range when writing: bounds the memory of sorting and de-duplication.
-BUCKET_ROWS = 2_000_000
+BUCKET_ROWS = 500_000
+#: Bookkeeping columns only validation and the rejects file use.
+_REPORT_COLUMNS = ("_file", "_line", "_reject", "_naive", "_raw_timestamp")
 #: Parquet metadata marking a file written by ``engscore ingest`` (already normalised).
 EVENTS_METADATA_KEY = b"engscore.events"
 EVENTS_FORMAT_VERSION = b"1"
@@ -88,6 +100,8 @@ class LoadedEvents:
 
     #: True when ``valid`` is already prepared (one events file written by ``engscore ingest``).
     prepared: bool = False
+    #: The input files and their mapping (empty when ``prepared``).
+    sources: list[_Source] = field(default_factory=list)
 
     @property
     def events(self) -> pl.LazyFrame:
@@ -189,48 +203,150 @@ def _choose_preset(
     return preset, True
 
 
-def _line_numbers(frame: pl.LazyFrame, item: InputFile) -> pl.LazyFrame:
+def _line_numbers(frame: pl.LazyFrame, item: InputFile, first_row: int = 0) -> pl.LazyFrame:
     # CSV lines count the header; JSON-lines lines are records; other formats number records.
-    offset = 2 if item.format in ("csv", "tsv") else 1
+    offset = (2 if item.format in ("csv", "tsv") else 1) + first_row
     return frame.with_row_index("_line", offset=offset)
 
 
-def _plan(
-    items: list[InputFile], options: IngestOptions
-) -> tuple[list[pl.LazyFrame], list[tuple[InputFile, Preset, bool]], list[bool]]:
-    frames: list[pl.LazyFrame] = []
-    provider_flagged: list[bool] = []
-    chosen: list[tuple[InputFile, Preset, bool]] = []
+@dataclass(frozen=True)
+class _Source:
+    """One input file and how it maps to canonical events."""
+
+    index: int
+    item: InputFile
+    raw: pl.LazyFrame
+    schema: pl.Schema
+    preset: Preset
+    detected: bool
+    zone: str
+    #: The export has no machine flag of its own: apply the heuristic.
+    heuristic: bool
+
+    def canonical(self, raw: pl.LazyFrame, first_row: int = 0) -> pl.LazyFrame:
+        """``raw`` rows of this file (starting at row ``first_row``) as canonical events."""
+        ctx = MapContext(source=self.item.path, timezone=self.zone)
+        mapped = self.preset.mapper(_line_numbers(raw, self.item, first_row), self.schema, ctx)
+        return canonicalise(mapped, self.index, self.zone, heuristic_machine_opens=self.heuristic)
+
+    @property
+    def events(self) -> pl.LazyFrame:
+        """The whole file as canonical events (lazy)."""
+        return self.canonical(self.raw)
+
+
+def _plan(items: list[InputFile], options: IngestOptions) -> list[_Source]:
+    sources: list[_Source] = []
     for index, item in enumerate(items):
         raw = scan_file(item, options.encoding)
         schema = collect_schema(raw, item.path)
         preset, detected = _choose_preset(item, schema, options)
         zone = options.timezone or preset.timezone or "UTC"
-        ctx = MapContext(source=item.path, timezone=zone)
-        mapped = preset.mapper(_line_numbers(raw, item), schema, ctx)
+        mapped = preset.mapper(
+            _line_numbers(raw, item), schema, MapContext(source=item.path, timezone=zone)
+        )
         # The heuristic applies only where the export itself says nothing about machine opens.
         provider_flags = "is_machine" in collect_schema(mapped, item.path)
-        frames.append(canonicalise(mapped, index, zone, heuristic_machine_opens=not provider_flags))
-        chosen.append((item, preset, detected))
-        provider_flagged.append(provider_flags)
-    return frames, chosen, provider_flagged
-
-
-def _collect(queries: list[pl.LazyFrame], items: list[InputFile]) -> list[pl.DataFrame]:
-    try:
-        # Without common-subplan elimination each query streams the inputs itself: sharing
-        # the scan would cache every row in memory.
-        return pl.collect_all(
-            queries,
-            engine="streaming",
-            optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
+        sources.append(
+            _Source(index, item, raw, schema, preset, detected, zone, not provider_flags)
         )
-    except pl.exceptions.PolarsError as exc:
+    return sources
+
+
+def _canonical_batches(source: _Source) -> Iterator[pl.DataFrame]:
+    """The file's canonical rows (bookkeeping columns included), ``BATCH_ROWS`` at a time.
+
+    Polars' streaming engine keeps several row groups of a Parquet file in flight, about
+    1.4 GB for a 20M-row export even when only copying it; pyarrow reads one slice at a time,
+    so memory stays near one batch whatever the file's size.
+    """
+    item = source.item
+    raw_batches: Iterator[pl.DataFrame]
+    if item.format == "parquet" and not item.compressed:
+        arrow_batches = pq.ParquetFile(item.path).iter_batches(batch_size=BATCH_ROWS)
+        raw_batches = (_frame(batch) for batch in arrow_batches)
+    else:
+        raw_batches = iter(source.raw.collect_batches(chunk_size=BATCH_ROWS, engine="streaming"))
+    first_row = 0
+    for raw in raw_batches:
+        # The same column types as the lazy scan, whichever reader produced the batch.
+        batch = flatten_structs(raw.lazy(), item.path).cast(source.schema)
+        yield source.canonical(batch, first_row).collect()
+        first_row += raw.height
+
+
+def _detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy that owns its data: a filtered string column still points into the whole
+    batch's buffers, so keeping a few rows of every batch would keep every batch."""
+    return pl.DataFrame(frame.to_dict(as_series=False), schema=frame.schema)
+
+
+def _frame(batch: pa.RecordBatch) -> pl.DataFrame:
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)  # a record batch is always a frame
+    return frame
+
+
+def _read_errors(items: list[InputFile]) -> Callable[[Exception], DataError]:
+    def error(exc: Exception) -> DataError:
         names = ", ".join(str(i.path) for i in items[:3]) + (" ..." if len(items) > 3 else "")
         reason = first_line(exc)
         if "utf-8" in reason.lower() or "utf8" in reason.lower():
             reason += "; pass --encoding (e.g. --encoding latin-1) with the file's encoding"
-        raise DataError(f"{names}: cannot read: {reason}") from exc
+        return DataError(f"{names}: cannot read: {reason}")
+
+    return error
+
+
+def _validate(
+    sources: list[_Source],
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Per-file counts, reject reasons, the first rejects and a contact sample, batch by batch.
+
+    Each batch gives small partial results that add up (counts, reasons), keep the first few
+    (rejects, in input order) or concatenate (the 1-in-64 row sample of contact ids that gives
+    the contact ranges for bucketed writing).
+    """
+    counts: list[pl.DataFrame] = []
+    reasons: list[pl.DataFrame] = []
+    shown: list[pl.DataFrame] = []
+    samples: list[pl.DataFrame] = []
+    rejected = pl.col("_reject").is_not_null()
+    for source in sources:
+        for batch in _canonical_batches(source):
+            counts.append(
+                batch.group_by("_file").agg(
+                    rows=pl.len(),
+                    rejected=rejected.sum(),
+                    naive=(pl.col("_naive") & ~rejected).sum(),
+                    aware=(~pl.col("_naive") & ~rejected).sum(),
+                )
+            )
+            rejects = batch.filter(rejected)
+            reasons.append(rejects.group_by("_reject").len())
+            shown.append(
+                _detached(
+                    rejects.select("_file", "_line", "_reject", "_raw_timestamp", "_ord")
+                    .sort("_ord")
+                    .head(_SHOWN_REJECTS)
+                )
+            )
+            samples.append(
+                _detached(batch.filter(~rejected & (pl.col("_ord") % 64 == 0)).select(CONTACT))
+            )
+    per_file = (
+        pl.concat(counts).group_by("_file").agg(pl.all().sum()).sort("_file")
+        if counts
+        else pl.DataFrame(schema={"_file": pl.Int32, "rows": pl.UInt32})
+    )
+    by_reason = (
+        pl.concat(reasons).group_by("_reject").agg(pl.col("len").sum())
+        if reasons
+        else pl.DataFrame(schema={"_reject": pl.String, "len": pl.UInt32})
+    )
+    first_rejects = pl.concat(shown).sort("_ord").head(_SHOWN_REJECTS) if shown else pl.DataFrame()
+    sample = pl.concat(samples) if samples else pl.DataFrame(schema={CONTACT: pl.String})
+    return per_file, by_reason, first_rejects, sample
 
 
 def load_events(inputs: list[str], options: IngestOptions | None = None) -> LoadedEvents:
@@ -251,38 +367,18 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         ingested = _ingested_events(items)
         if ingested is not None:
             return ingested
-    frames, chosen, heuristics = _plan(items, options)
-    combined = pl.concat(frames, how="diagonal_relaxed")
-
-    per_file = (
-        combined.group_by("_file")
-        .agg(
-            rows=pl.len(),
-            rejected=pl.col("_reject").is_not_null().sum(),
-            naive=(pl.col("_naive") & pl.col("_reject").is_null()).sum(),
-            aware=(~pl.col("_naive") & pl.col("_reject").is_null()).sum(),
-        )
-        .sort("_file")
-    )
-    reasons = combined.filter(pl.col("_reject").is_not_null()).group_by("_reject").len()
-    first_rejects = (
-        combined.filter(pl.col("_reject").is_not_null())
-        .select("_file", "_line", "_reject", "_raw_timestamp", "_ord")
-        .sort("_ord")
-        .head(_SHOWN_REJECTS)
-    )
-    # A 1-in-64 row sample of contact ids gives the contact ranges for bucketed writing.
-    sample = combined.filter(pl.col("_reject").is_null() & (pl.col("_ord") % 64 == 0)).select(
-        "contact_id"
-    )
-    counts, reason_counts, shown, sampled = _collect(
-        [per_file, reasons, first_rejects, sample], items
-    )
+    sources = _plan(items, options)
+    combined = pl.concat([source.events for source in sources], how="diagonal_relaxed")
+    try:
+        counts, reason_counts, shown, sampled = _validate(sources)
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+        raise _read_errors(items)(exc) from exc
 
     by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
     reports = []
     notes = []
-    for index, (item, preset, detected) in enumerate(chosen):
+    for index, source in enumerate(sources):
+        item, preset, detected = source.item, source.preset, source.detected
         row = by_file.get(index, {"rows": 0, "rejected": 0, "naive": 0, "aware": 0})
         if row["rows"] == 0:
             # A header-only export is what a quiet day looks like; say so, do not fail cron.
@@ -309,7 +405,7 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         )
 
     valid = combined.filter(pl.col("_reject").is_null())
-    needs_heuristic = any(not flagged for flagged in heuristics)
+    needs_heuristic = any(source.heuristic for source in sources)
     rejects = (
         combined.filter(pl.col("_reject").is_not_null())
         .sort("_ord")
@@ -335,6 +431,7 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
         contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
         warnings=notes,
+        sources=sources,
     )
 
 
@@ -414,24 +511,57 @@ def _write_bucketed(
         tempfile.TemporaryDirectory(prefix=".engscore-", dir=temporary.parent) as work,
         ChunkWriter(temporary, fmt, {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}) as writer,
     ):
-        if not loaded.contact_bounds:
-            parts = [loaded.valid]
+        if loaded.contact_bounds and loaded.sources:
+            parts = [pl.scan_parquet(path) for path in _partition(loaded, Path(work))]
         else:
-            bucket = pl.lit(0, dtype=pl.Int32)
-            for bound in loaded.contact_bounds:
-                bucket = bucket + (pl.col("contact_id") >= bound).cast(pl.Int32)
-            loaded.valid.with_columns(_bucket=bucket).sink_parquet(
-                pl.PartitionBy(work, key="_bucket", include_key=False),
-                mkdir=True,
-                engine="streaming",
-            )
-            folders = sorted(Path(work).glob("_bucket=*"), key=lambda p: int(p.name[8:]))
-            parts = [pl.scan_parquet(folder / "*.parquet") for folder in folders]
+            parts = [loaded.valid]
         total = len(parts) + 2
         progress(2, total)
         for done, part in enumerate(parts, start=3):
             writer.write(prepare_events(part, loaded.machine_open_seconds).collect())
             progress(done, total)
+
+
+def _partition(loaded: LoadedEvents, work: Path) -> list[Path]:
+    """Split the valid rows into one Parquet file per contact range, batch by batch.
+
+    Only what preparing a range needs is kept: the raw timestamp text and line numbers are
+    for reject reports. Rows keep their input order within each range.
+    """
+    bucket = pl.lit(0, dtype=pl.Int32)
+    for bound in loaded.contact_bounds:
+        bucket = bucket + (pl.col(CONTACT) >= bound).cast(pl.Int32)
+    paths = [work / f"range-{i:04d}.parquet" for i in range(len(loaded.contact_bounds) + 1)]
+    # Files may differ in their extra columns: every batch gets the union, in one order.
+    columns = loaded.valid.drop(_REPORT_COLUMNS, strict=False).collect_schema()
+
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for source in loaded.sources:
+            for batch in _canonical_batches(source):
+                present = batch.columns
+                valid = batch.filter(pl.col("_reject").is_null()).select(
+                    *(
+                        pl.col(name).cast(dtype)
+                        if name in present
+                        else pl.lit(None, dtype=dtype).alias(name)
+                        for name, dtype in columns.items()
+                    ),
+                    _bucket=bucket,
+                )
+                for (index,), rows in valid.partition_by(
+                    "_bucket", as_dict=True, include_key=False
+                ).items():
+                    table = rows.to_arrow()
+                    if index not in writers:
+                        writers[index] = pq.ParquetWriter(
+                            paths[index], table.schema, compression="lz4"
+                        )
+                    writers[index].write_table(table)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return [path for index, path in enumerate(paths) if index in writers]
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,9 @@ class ChunkWriter:
     def write(self, chunk: pl.DataFrame) -> None:
         """Append one chunk."""
         if self.format == "parquet":
-            table = chunk.to_arrow()
+            # One Arrow chunk per column: the writer's page and dictionary-fallback boundaries
+            # follow the chunks, which vary with thread timing; rechunked, the bytes do not.
+            table = chunk.rechunk().to_arrow()
             table = table.replace_schema_metadata(
                 {**(table.schema.metadata or {}), **self.metadata}
             )
