@@ -71,7 +71,9 @@ def test_bucketed_write_equals_single_pass(tmp_path: Path, monkeypatch: pytest.M
     assert not list(tmp_path.glob(".engscore-*")), "temporary partitions are removed"
 
 
-def test_reading_in_batches_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reading_in_batches_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Two files (Parquet, and CSV with an extra column and bad rows) read in batches of 64
     # rows and written in ranges of 50 give the events, rejects and line numbers of one pass.
     rows = [

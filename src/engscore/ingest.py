@@ -1,9 +1,9 @@
 """The ingest stage: inputs -> presets -> canonical, validated, de-duplicated events.
 
 ``load_events`` is what every command that reads events calls; ``ingest_to_file`` is the
-``engscore ingest`` command. Validation is one aggregate pass over the inputs (row counts, reject
-reasons, time-zone mix) so bad data is reported before any output exists; the events themselves
-stay lazy for the caller to collect or stream once.
+``engscore ingest`` command. Validation is one pass over the inputs in batches (row counts,
+reject reasons, time-zone mix) so bad data is reported before any output exists; the events
+themselves stay lazy for the caller to collect or stream once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _SHOWN_REJECTS = 3
 #: Input rows per batch when ingest reads the inputs itself (validation, partitioning).
 BATCH_ROWS = 100_000
 #: Rows per contact range when writing: bounds the memory of sorting and de-duplication.
-BUCKET_ROWS = 500_000
+BUCKET_ROWS = 250_000
 #: Bookkeeping columns only validation and the rejects file use.
 _REPORT_COLUMNS = ("_file", "_line", "_reject", "_naive", "_raw_timestamp")
 #: Parquet metadata marking a file written by ``engscore ingest`` (already normalised).
@@ -501,9 +501,10 @@ def _write_bucketed(
     """Write the events sorted, one contact range at a time, atomically.
 
     Sorting and de-duplicating 20M events at once needs several times their size in memory.
-    Both are per-contact, so the valid rows are first streamed into contact-range partitions
-    (a temporary folder beside the output), then each range is prepared and appended in order:
-    the file is globally sorted and peak memory is about one range.
+    Both are per-contact, so the valid rows are first written, batch by batch, into
+    contact-range partitions (a temporary folder beside the output), then each range is
+    prepared and appended in order: the file is globally sorted and peak memory is about one
+    range.
     """
     fmt = output_format(output)
     with (
