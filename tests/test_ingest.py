@@ -92,6 +92,7 @@ def test_reading_in_batches_changes_nothing(
     options = IngestOptions(on_error="skip")
     whole = ingest_to_file(inputs, tmp_path / "whole.parquet", options)
     monkeypatch.setattr(ingest, "BATCH_ROWS", 64)
+    monkeypatch.setattr(ingest, "_FLUSH_ROWS", 100)
     monkeypatch.setattr(ingest, "BUCKET_ROWS", 50)
     batched = ingest_to_file(inputs, tmp_path / "batched.parquet", options)
     assert pl.read_parquet(tmp_path / "whole.parquet").equals(
@@ -104,6 +105,15 @@ def test_reading_in_batches_changes_nothing(
     assert rejects.equals(pl.read_csv(tmp_path / "whole.rejects.csv"))
     with pytest.raises(DataError, match=r"b\.csv:7: unparseable timestamp 'garbage'"):
         ingest_to_file(inputs, tmp_path / "fails.parquet")
+
+
+def test_failed_ingest_leaves_nothing_behind(tmp_path: Path) -> None:
+    # Validation spills valid rows beside the output; a failure removes them and the folders
+    # made for them.
+    output = tmp_path / "new" / "folder" / "out.parquet"
+    with pytest.raises(DataError):
+        ingest_to_file([str(INGEST / "bad_rows.csv")], output)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_same_event_id_for_other_contacts_is_kept() -> None:

@@ -8,6 +8,8 @@ themselves stay lazy for the caller to collect or stream once.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +47,8 @@ OnError = Literal["fail", "skip"]
 _SHOWN_REJECTS = 3
 #: Input rows per batch when ingest reads the inputs itself (validation, partitioning).
 BATCH_ROWS = 100_000
+#: Valid rows held back before they are appended to their range files.
+_FLUSH_ROWS = 5 * BATCH_ROWS
 #: Rows per contact range when writing: bounds the memory of sorting and de-duplication.
 BUCKET_ROWS = 250_000
 #: Bookkeeping columns only validation and the rejects file use.
@@ -100,8 +104,8 @@ class LoadedEvents:
 
     #: True when ``valid`` is already prepared (one events file written by ``engscore ingest``).
     prepared: bool = False
-    #: The input files and their mapping (empty when ``prepared``).
-    sources: list[_Source] = field(default_factory=list)
+    #: The valid rows written out by validation, when asked for.
+    spill: _Spill | None = None
 
     @property
     def events(self) -> pl.LazyFrame:
@@ -298,14 +302,85 @@ def _read_errors(items: list[InputFile]) -> Callable[[Exception], DataError]:
     return error
 
 
+class _Spill:
+    """The valid rows of every input, canonical, in input order: an Arrow IPC file in a
+    temporary folder created (on first write) inside ``folder``.
+
+    Columns are the union over the inputs (files may differ in their extra columns), without
+    the bookkeeping only reject reports use. ``remove`` deletes the folder.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.columns: pl.Schema | None = None
+        self.path: Path | None = None
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._made: list[Path] = []
+
+    def start(self, columns: pl.Schema) -> None:
+        """Set the columns every batch is conformed to."""
+        self.columns = columns
+
+    def write(self, rows: pl.DataFrame) -> None:
+        """Append rows (conformed to the columns)."""
+        assert self.columns is not None, "start() first"
+        table = conform(rows, self.columns).to_arrow()
+        if self._writer is None:
+            missing = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._made = missing
+            self.path = Path(tempfile.mkdtemp(prefix=".engscore-", dir=self.folder)) / "valid.arrow"
+            # IPC, not Parquet: read back once, and nearly free to write.
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            self._writer = pa.ipc.new_file(self.path, table.schema, options=options)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        """Finish the file."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """The rows back, one written batch at a time (none when nothing was written)."""
+        if self.path is None:
+            return
+        with pa.ipc.open_file(self.path) as reader:
+            for index in range(reader.num_record_batches):
+                frame = pl.from_arrow(reader.get_batch(index))
+                assert isinstance(frame, pl.DataFrame)  # a record batch is always a frame
+                yield frame
+
+    def remove(self) -> None:
+        """Close and delete the temporary folder."""
+        self.close()
+        if self.path is not None:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+            self.path = None
+        # Folders made for the spill go too, unless the output has landed in them.
+        for made in self._made:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def conform(rows: pl.DataFrame, columns: pl.Schema) -> pl.DataFrame:
+    """``rows`` with exactly ``columns``, in order: missing ones null, others cast."""
+    present = rows.columns
+    return rows.select(
+        pl.col(name).cast(dtype) if name in present else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in columns.items()
+    )
+
+
 def _validate(
-    sources: list[_Source],
+    sources: list[_Source], spill: _Spill | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Per-file counts, reject reasons, the first rejects and a contact sample, batch by batch.
 
     Each batch gives small partial results that add up (counts, reasons), keep the first few
     (rejects, in input order) or concatenate (the 1-in-64 row sample of contact ids that gives
-    the contact ranges for bucketed writing).
+    the contact ranges for bucketed writing). With ``spill``, the valid rows are also written
+    there, so writing the events does not have to read and map the inputs a second time.
     """
     counts: list[pl.DataFrame] = []
     reasons: list[pl.DataFrame] = []
@@ -334,6 +409,8 @@ def _validate(
             samples.append(
                 _detached(batch.filter(~rejected & (pl.col("_ord") % 64 == 0)).select(CONTACT))
             )
+            if spill is not None:
+                spill.write(batch.filter(~rejected))
     per_file = (
         pl.concat(counts).group_by("_file").agg(pl.all().sum()).sort("_file")
         if counts
@@ -349,7 +426,9 @@ def _validate(
     return per_file, by_reason, first_rejects, sample
 
 
-def load_events(inputs: list[str], options: IngestOptions | None = None) -> LoadedEvents:
+def load_events(
+    inputs: list[str], options: IngestOptions | None = None, spill: _Spill | None = None
+) -> LoadedEvents:
     """Read, map and validate inputs; return the canonical events as a lazy query.
 
     Raises DataError for unreadable files, missing columns, a time-zone mix without
@@ -369,8 +448,10 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
             return ingested
     sources = _plan(items, options)
     combined = pl.concat([source.events for source in sources], how="diagonal_relaxed")
+    if spill is not None:
+        spill.start(combined.drop(_REPORT_COLUMNS, strict=False).collect_schema())
     try:
-        counts, reason_counts, shown, sampled = _validate(sources)
+        counts, reason_counts, shown, sampled = _validate(sources, spill)
     except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
         raise _read_errors(items)(exc) from exc
 
@@ -431,7 +512,7 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
         machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
         contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
         warnings=notes,
-        sources=sources,
+        spill=spill,
     )
 
 
@@ -465,16 +546,21 @@ def ingest_to_file(
     options = options or IngestOptions()
     output_format(output)
     progress = on_progress or (lambda done, total: None)
-    loaded = load_events(inputs, options)
-    progress(1, len(loaded.contact_bounds) + 3)
-    written_rejects: Path | None = None
-    if loaded.rows_rejected:
-        written_rejects = rejects_path or default_rejects_path(output)
-        write_frame(loaded.rejects, written_rejects)
+    spill = _Spill(output.parent)
     try:
-        _write_bucketed(loaded, output, progress)
-    except pl.exceptions.PolarsError as exc:
-        raise DataError(f"cannot ingest: {first_line(exc)}") from exc
+        loaded = load_events(inputs, options, spill)
+        spill.close()
+        progress(1, len(loaded.contact_bounds) + 3)
+        written_rejects: Path | None = None
+        if loaded.rows_rejected:
+            written_rejects = rejects_path or default_rejects_path(output)
+            write_frame(loaded.rejects, written_rejects)
+        try:
+            _write_bucketed(loaded, output, progress)
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(f"cannot ingest: {first_line(exc)}") from exc
+    finally:
+        spill.remove()
     stats = _output_stats(output)
     kept = stats.rows
     valid = loaded.rows_read - loaded.rows_rejected
@@ -512,10 +598,13 @@ def _write_bucketed(
         tempfile.TemporaryDirectory(prefix=".engscore-", dir=temporary.parent) as work,
         ChunkWriter(temporary, fmt, {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}) as writer,
     ):
-        if loaded.contact_bounds and loaded.sources:
-            parts = [pl.scan_parquet(path) for path in _partition(loaded, Path(work))]
+        spilled = loaded.spill.path if loaded.spill is not None else None
+        if spilled is None:
+            parts = [loaded.valid]  # inputs that need no validation, or no valid rows
+        elif loaded.contact_bounds:
+            parts = [pl.scan_ipc(path) for path in _partition(loaded, Path(work))]
         else:
-            parts = [loaded.valid]
+            parts = [pl.scan_ipc(spilled)]
         total = len(parts) + 2
         progress(2, total)
         for done, part in enumerate(parts, start=3):
@@ -524,41 +613,45 @@ def _write_bucketed(
 
 
 def _partition(loaded: LoadedEvents, work: Path) -> list[Path]:
-    """Split the valid rows into one Parquet file per contact range, batch by batch.
+    """Split the valid rows into one Arrow file per contact range, batch by batch.
 
     Only what preparing a range needs is kept: the raw timestamp text and line numbers are
     for reject reports. Rows keep their input order within each range.
     """
-    bucket = pl.lit(0, dtype=pl.Int32)
-    for bound in loaded.contact_bounds:
-        bucket = bucket + (pl.col(CONTACT) >= bound).cast(pl.Int32)
-    paths = [work / f"range-{i:04d}.parquet" for i in range(len(loaded.contact_bounds) + 1)]
-    # Files may differ in their extra columns: every batch gets the union, in one order.
-    columns = loaded.valid.drop(_REPORT_COLUMNS, strict=False).collect_schema()
+    bounds = pl.Series(loaded.contact_bounds, dtype=pl.String)
+    paths = [work / f"range-{i:04d}.arrow" for i in range(len(loaded.contact_bounds) + 1)]
+    # Arrow IPC, not Parquet: these files are read once, and IPC costs almost nothing to
+    # write (Parquet encoding was a fifth of the ingest time).
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    # Rows wait per range until a few batches have come: one write per range per batch would
+    # make thousands of tiny row groups.
+    pending: dict[int, list[pl.DataFrame]] = {}
 
-    writers: dict[int, pq.ParquetWriter] = {}
+    def flush() -> None:
+        for index, frames in sorted(pending.items()):
+            table = pl.concat(frames).to_arrow()
+            if index not in writers:
+                writers[index] = pa.ipc.new_file(paths[index], table.schema, options=options)
+            writers[index].write_table(table)
+        pending.clear()
+
     try:
-        for source in loaded.sources:
-            for batch in _canonical_batches(source):
-                present = batch.columns
-                valid = batch.filter(pl.col("_reject").is_null()).select(
-                    *(
-                        pl.col(name).cast(dtype)
-                        if name in present
-                        else pl.lit(None, dtype=dtype).alias(name)
-                        for name, dtype in columns.items()
-                    ),
-                    _bucket=bucket,
-                )
-                for (index,), rows in valid.partition_by(
-                    "_bucket", as_dict=True, include_key=False
-                ).items():
-                    table = rows.to_arrow()
-                    if index not in writers:
-                        writers[index] = pq.ParquetWriter(
-                            paths[index], table.schema, compression="lz4"
-                        )
-                    writers[index].write_table(table)
+        waiting = 0
+        assert loaded.spill is not None
+        for valid in loaded.spill.batches():
+            # The range of each row: a binary search among the bounds.
+            ranges = bounds.search_sorted(valid[CONTACT], side="right")
+            split = valid.with_columns(_range=ranges).partition_by(
+                "_range", as_dict=True, include_key=False
+            )
+            for (index,), rows in split.items():
+                pending.setdefault(int(index), []).append(rows)
+            waiting += valid.height
+            if waiting >= _FLUSH_ROWS:
+                flush()
+                waiting = 0
+        flush()
     finally:
         for writer in writers.values():
             writer.close()

@@ -148,10 +148,14 @@ def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
     values = list(mapping.values())
 
     def translate(batch: pl.Series) -> pl.Series:
-        lowered = batch.cast(pl.String).str.strip_chars().str.to_lowercase()
+        # An export has a handful of distinct event names: clean those, then look each row up.
+        names = batch.cast(pl.String)
+        distinct = names.drop_nulls().unique()
+        lowered = distinct.str.strip_chars().str.to_lowercase()
         custom = lowered.str.replace_all(r"[\s\-]+", "_")
         known = lowered.replace_strict(keys, values, default=None, return_dtype=pl.String)
-        return pl.select(pl.when(lowered.is_in(keys)).then(known).otherwise(custom)).to_series()
+        mapped = pl.select(pl.when(lowered.is_in(keys)).then(known).otherwise(custom)).to_series()
+        return names.replace_strict(distinct, mapped, default=None, return_dtype=pl.String)
 
     # `replace_strict` is not streamed by Polars (it held 1.8 GB for 20M rows); applied batch by
     # batch as an elementwise function it streams in constant memory.
