@@ -330,8 +330,8 @@ class _Spill:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._made = missing
             self.path = Path(tempfile.mkdtemp(prefix=".engscore-", dir=self.folder)) / "valid.arrow"
-            # IPC, not Parquet: read back once, and nearly free to write.
-            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            # IPC, not Parquet: read back once, and far cheaper to write.
+            options = pa.ipc.IpcWriteOptions(compression="zstd")
             self._writer = pa.ipc.new_file(self.path, table.schema, options=options)
         self._writer.write_table(table)
 
@@ -598,13 +598,15 @@ def _write_bucketed(
         tempfile.TemporaryDirectory(prefix=".engscore-", dir=temporary.parent) as work,
         ChunkWriter(temporary, fmt, {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}) as writer,
     ):
-        spilled = loaded.spill.path if loaded.spill is not None else None
-        if spilled is None:
+        spill = loaded.spill
+        if spill is None or spill.path is None:
             parts = [loaded.valid]  # inputs that need no validation, or no valid rows
         elif loaded.contact_bounds:
-            parts = [pl.scan_ipc(path) for path in _partition(loaded, Path(work))]
+            ranges = _partition(spill, loaded.contact_bounds, Path(work))
+            spill.remove()  # split up: free its disk space now
+            parts = [pl.scan_ipc(path) for path in ranges]
         else:
-            parts = [pl.scan_ipc(spilled)]
+            parts = [pl.scan_ipc(spill.path)]
         total = len(parts) + 2
         progress(2, total)
         for done, part in enumerate(parts, start=3):
@@ -612,18 +614,17 @@ def _write_bucketed(
             progress(done, total)
 
 
-def _partition(loaded: LoadedEvents, work: Path) -> list[Path]:
-    """Split the valid rows into one Arrow file per contact range, batch by batch.
-
-    Only what preparing a range needs is kept: the raw timestamp text and line numbers are
-    for reject reports. Rows keep their input order within each range.
+def _partition(spill: _Spill, contact_bounds: list[str], work: Path) -> list[Path]:
+    """Split the spilled valid rows into one Arrow file per contact range (``contact_bounds``
+    are the sorted lower bounds of the ranges after the first), keeping input order within
+    each range.
     """
-    bounds = pl.Series(loaded.contact_bounds, dtype=pl.String)
-    paths = [work / f"range-{i:04d}.arrow" for i in range(len(loaded.contact_bounds) + 1)]
+    bounds = pl.Series(contact_bounds, dtype=pl.String)
+    paths = [work / f"range-{i:04d}.arrow" for i in range(len(contact_bounds) + 1)]
     # Arrow IPC, not Parquet: these files are read once, and IPC costs almost nothing to
     # write (Parquet encoding was a fifth of the ingest time).
     writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
     # Rows wait per range until a few batches have come: one write per range per batch would
     # make thousands of tiny row groups.
     pending: dict[int, list[pl.DataFrame]] = {}
@@ -638,8 +639,7 @@ def _partition(loaded: LoadedEvents, work: Path) -> list[Path]:
 
     try:
         waiting = 0
-        assert loaded.spill is not None
-        for valid in loaded.spill.batches():
+        for valid in spill.batches():
             # The range of each row: a binary search among the bounds.
             ranges = bounds.search_sorted(valid[CONTACT], side="right")
             split = valid.with_columns(_range=ranges).partition_by(
