@@ -20,6 +20,8 @@ from pathlib import Path
 import polars as pl
 from bench_ingest import dataset, run_child
 
+from engscore.store import STORE_ROW_GROUP
+
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01T03:00:00Z"
 
@@ -48,7 +50,7 @@ def project(events: int) -> tuple[Path, Path]:
         target.mkdir()
         kept.filter(pl.col("timestamp").dt.strftime("%Y-%m") == month).sort(
             "contact_id", "timestamp"
-        ).sink_parquet(target / "part-bench.parquet", row_group_size=262_144)
+        ).sink_parquet(target / "part-bench.parquet", row_group_size=STORE_ROW_GROUP)
     catalogue = {"version": 1, "files": [{"path": str(source), "size": 0, "sha256": "bench"}]}
     (folder / "store" / "catalogue.json").write_text(json.dumps(catalogue))
     return folder, last_day

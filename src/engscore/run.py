@@ -224,6 +224,8 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         scores_path = work / "scores.parquet"
         write_frame(scores, scores_path, metadata=scores_metadata(made_from))
         summary.contacts = scores.height
+        # The next steps read the file: holding this copy too doubled the run's peak memory.
+        del scores, prepared
 
         step("segment")
         latest = runs / LATEST

@@ -43,8 +43,9 @@ from engscore.schema import CANONICAL_SCHEMA
 CATALOGUE = "catalogue.json"
 EVENTS = "events"
 #: Rows per row group of the (contact-sorted) month files: small enough that scoring in
-#: contact ranges reads only the row groups of its range.
-STORE_ROW_GROUP = 262_144
+#: contact ranges reads little beyond its range (on a 100M-event store, 262k-row groups made
+#: the score step 48 s, 64k-row groups 40 s).
+STORE_ROW_GROUP = 65_536
 #: Columns that identify an event without an id (the canonical ones).
 IDENTITY = list(CANONICAL_SCHEMA)
 
