@@ -458,13 +458,15 @@ def score_contacts(
     as_of: datetime,
     contacts: pl.LazyFrame | None = None,
     with_status: bool = False,
+    ordered: bool = True,
 ) -> pl.LazyFrame:
     """One row per contact with an event at or before ``as_of``: score, groups, grade, facts.
 
     ``with_status`` adds the inactivity status columns (``engscore.status``) in the same pass.
 
     ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by
-    ``contact_id``; the query is lazy, for the caller to collect once.
+    ``contact_id`` unless ``ordered`` is false (for callers that sort later anyway); the query
+    is lazy, for the caller to collect once.
     """
     sums = group_totals(events, rules, as_of, contacts)
     group_columns = score_columns(rules)
@@ -476,7 +478,8 @@ def score_contacts(
         .with_columns(score=clamp(total, rules))
         .with_columns(grade=grade(pl.col("score"), rules))
     )
-    return scored.select(output_columns(rules, with_status)).sort(CONTACT)
+    scored = scored.select(output_columns(rules, with_status))
+    return scored.sort(CONTACT) if ordered else scored
 
 
 def output_columns(rules: Rules, with_status: bool = False) -> list[str]:

@@ -116,7 +116,7 @@ def contact_query(
     Columns follow SPEC section 5: the points columns, with ``status``, ``seasonal`` and
     ``unengaged`` after ``days_since_engaged``. Not sorted.
     """
-    return score_contacts(events, rules, as_of, contacts, with_status=True)
+    return score_contacts(events, rules, as_of, contacts, with_status=True, ordered=False)
 
 
 def scores_query(
