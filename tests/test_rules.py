@@ -578,6 +578,18 @@ COLUMN_ERRORS = [
         "4: points[0].where: must be a true/false condition, not a Float64 value",
         id="not-a-condition",
     ),
+    pytest.param(
+        """\
+        points:
+          - name: this_year
+            event: open
+            where: "timestamp >= '2026-01-01'"
+            points: 10
+        """,
+        "4: points[0].where: cannot compare a time stamp with text; compare its date instead, "
+        "e.g. timestamp::date >= '2026-01-01'",
+        id="timestamp-compared-with-text",
+    ),
 ]
 
 
@@ -597,7 +609,7 @@ def test_good_columns_pass(tmp_path: Path) -> None:
         points:
           - name: big
             event: purchase
-            where: "amount >= 100 AND url ILIKE '%SHOP%'"
+            where: "amount >= 100 AND url ILIKE '%SHOP%' AND timestamp::date >= '2026-01-01'"
             points: 50
             unique_by: [url]
         """,

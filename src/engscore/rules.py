@@ -544,6 +544,12 @@ def _check_condition(
         result = empty.select(condition.alias("_condition"))
     except Exception as exc:  # type errors surface as several Polars exception types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "to a string value" in reason:
+            # Time stamps are time-zone aware: a bare '2026-01-01' has no zone to compare in.
+            reason = (
+                "cannot compare a time stamp with text; compare its date instead, e.g. "
+                "timestamp::date >= '2026-01-01'"
+            )
         raise ConfigError(f"{where}: {field_name}: {reason}") from exc
     if result.schema["_condition"] not in (pl.Boolean, pl.Null):
         raise ConfigError(
