@@ -177,34 +177,23 @@ class BgNbdParams:
     n: int
 
     model = "bgnbd"
+    label = "BG/NBD"
 
     def describe(self) -> str:
         """``BG/NBD r=0.243 alpha=4.414 a=0.793 b=2.426 (n=2357, LL=-9582.4)``."""
         return (
-            f"BG/NBD r={self.r:.4g} alpha={self.alpha:.4g} a={self.a:.4g} b={self.b:.4g} "
+            f"{self.label} r={self.r:.4g} alpha={self.alpha:.4g} a={self.a:.4g} b={self.b:.4g} "
             f"(n={self.n}, LL={self.log_likelihood:.1f})"
         )
 
 
 @dataclass(frozen=True)
-class MbgNbdParams:
-    """Fitted MBG/NBD parameters (time in the summary's unit)."""
-
-    r: float
-    alpha: float
-    a: float
-    b: float
-    log_likelihood: float
-    n: int
+class MbgNbdParams(BgNbdParams):
+    """Fitted MBG/NBD parameters: the same four, for the model whose customers can also drop
+    out right after their first purchase."""
 
     model = "mbgnbd"
-
-    def describe(self) -> str:
-        """One line for notes and logs."""
-        return (
-            f"MBG/NBD r={self.r:.4g} alpha={self.alpha:.4g} a={self.a:.4g} b={self.b:.4g} "
-            f"(n={self.n}, LL={self.log_likelihood:.1f})"
-        )
+    label = "MBG/NBD"
 
 
 @dataclass(frozen=True)
