@@ -53,6 +53,8 @@ _FLUSH_ROWS = 5 * BATCH_ROWS
 BUCKET_ROWS = 250_000
 #: Bookkeeping columns only validation and the rejects file use.
 _REPORT_COLUMNS = ("_file", "_line", "_reject", "_naive", "_raw_timestamp")
+#: What the rejects file is made of.
+_REJECT_COLUMNS = ("_file", "_line", "_reject", "_ord", CONTACT, "event_type", "_raw_timestamp")
 #: Parquet metadata marking a file written by ``engscore ingest`` (already normalised).
 EVENTS_METADATA_KEY = b"engscore.events"
 EVENTS_FORMAT_VERSION = b"1"
@@ -303,15 +305,16 @@ def _read_errors(items: list[InputFile]) -> Callable[[Exception], DataError]:
 
 
 class _Spill:
-    """The valid rows of every input, canonical, in input order: an Arrow IPC file in a
-    temporary folder created (on first write) inside ``folder``.
+    """Rows of every input in input order (the valid ones, or the rejected ones): an Arrow IPC
+    file ``name`` in a temporary folder created (on first write) inside ``folder``.
 
-    Columns are the union over the inputs (files may differ in their extra columns), without
-    the bookkeeping only reject reports use. ``remove`` deletes the folder.
+    Rows are conformed to the columns given to ``start`` (for valid rows, the union over the
+    inputs: files may differ in their extra columns). ``remove`` deletes the folder.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, name: str) -> None:
         self.folder = folder
+        self.name = name
         self.columns: pl.Schema | None = None
         self.path: Path | None = None
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
@@ -329,7 +332,7 @@ class _Spill:
             missing = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
             self.folder.mkdir(parents=True, exist_ok=True)
             self._made = missing
-            self.path = Path(tempfile.mkdtemp(prefix=".engscore-", dir=self.folder)) / "valid.arrow"
+            self.path = Path(tempfile.mkdtemp(prefix=".engscore-", dir=self.folder)) / self.name
             # IPC, not Parquet: read back once, and far cheaper to write.
             options = pa.ipc.IpcWriteOptions(compression="zstd")
             self._writer = pa.ipc.new_file(self.path, table.schema, options=options)
@@ -373,14 +376,15 @@ def conform(rows: pl.DataFrame, columns: pl.Schema) -> pl.DataFrame:
 
 
 def _validate(
-    sources: list[_Source], spill: _Spill | None = None
+    sources: list[_Source], spill: _Spill | None = None, rejects_spill: _Spill | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Per-file counts, reject reasons, the first rejects and a contact sample, batch by batch.
 
     Each batch gives small partial results that add up (counts, reasons), keep the first few
     (rejects, in input order) or concatenate (the 1-in-64 row sample of contact ids that gives
-    the contact ranges for bucketed writing). With ``spill``, the valid rows are also written
-    there, so writing the events does not have to read and map the inputs a second time.
+    the contact ranges for bucketed writing). With ``spill`` and ``rejects_spill``, the valid
+    and the rejected rows are also written there, so writing the events and the rejects file
+    does not read and map the inputs a second time.
     """
     counts: list[pl.DataFrame] = []
     reasons: list[pl.DataFrame] = []
@@ -411,6 +415,8 @@ def _validate(
             )
             if spill is not None:
                 spill.write(batch.filter(~rejected))
+            if rejects_spill is not None and rejects.height:
+                rejects_spill.write(rejects)
     per_file = (
         pl.concat(counts).group_by("_file").agg(pl.all().sum()).sort("_file")
         if counts
@@ -427,7 +433,10 @@ def _validate(
 
 
 def load_events(
-    inputs: list[str], options: IngestOptions | None = None, spill: _Spill | None = None
+    inputs: list[str],
+    options: IngestOptions | None = None,
+    spill: _Spill | None = None,
+    rejects_spill: _Spill | None = None,
 ) -> LoadedEvents:
     """Read, map and validate inputs; return the canonical events as a lazy query.
 
@@ -448,12 +457,19 @@ def load_events(
             return ingested
     sources = _plan(items, options)
     combined = pl.concat([source.events for source in sources], how="diagonal_relaxed")
+    schema = combined.collect_schema()
     if spill is not None:
         spill.start(combined.drop(_REPORT_COLUMNS, strict=False).collect_schema())
+    if rejects_spill is not None:
+        rejects_spill.start(pl.Schema({name: schema[name] for name in _REJECT_COLUMNS}))
     try:
-        counts, reason_counts, shown, sampled = _validate(sources, spill)
+        counts, reason_counts, shown, sampled = _validate(sources, spill, rejects_spill)
     except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
         raise _read_errors(items)(exc) from exc
+    finally:
+        for written in (spill, rejects_spill):
+            if written is not None:
+                written.close()
 
     by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
     reports = []
@@ -487,21 +503,22 @@ def load_events(
 
     valid = combined.filter(pl.col("_reject").is_null())
     needs_heuristic = any(source.heuristic for source in sources)
-    rejects = (
-        combined.filter(pl.col("_reject").is_not_null())
-        .sort("_ord")
-        .select(
-            pl.col("_file")
-            .replace_strict(
-                list(range(len(items))), [str(i.path) for i in items], return_dtype=pl.String
-            )
-            .alias("file"),
-            pl.col("_line").alias("line"),
-            pl.col("_reject").alias("reason"),
-            "contact_id",
-            "event_type",
-            pl.col("_raw_timestamp").alias("timestamp"),
+    rejected_rows = (
+        pl.scan_ipc(rejects_spill.path)
+        if rejects_spill is not None and rejects_spill.path is not None
+        else combined.filter(pl.col("_reject").is_not_null())
+    )
+    rejects = rejected_rows.sort("_ord").select(
+        pl.col("_file")
+        .replace_strict(
+            list(range(len(items))), [str(i.path) for i in items], return_dtype=pl.String
         )
+        .alias("file"),
+        pl.col("_line").alias("line"),
+        pl.col("_reject").alias("reason"),
+        "contact_id",
+        "event_type",
+        pl.col("_raw_timestamp").alias("timestamp"),
     )
     return LoadedEvents(
         valid=valid,
@@ -546,10 +563,10 @@ def ingest_to_file(
     options = options or IngestOptions()
     output_format(output)
     progress = on_progress or (lambda done, total: None)
-    spill = _Spill(output.parent)
+    spill = _Spill(output.parent, "valid.arrow")
+    rejects_spill = _Spill(output.parent, "rejects.arrow")
     try:
-        loaded = load_events(inputs, options, spill)
-        spill.close()
+        loaded = load_events(inputs, options, spill, rejects_spill)
         progress(1, len(loaded.contact_bounds) + 3)
         written_rejects: Path | None = None
         if loaded.rows_rejected:
@@ -560,7 +577,8 @@ def ingest_to_file(
         except pl.exceptions.PolarsError as exc:
             raise DataError(f"cannot ingest: {first_line(exc)}") from exc
     finally:
-        spill.remove()
+        rejects_spill.remove()
+        spill.remove()  # last: it made the folders, if any were missing (it writes first)
     stats = _output_stats(output)
     kept = stats.rows
     valid = loaded.rows_read - loaded.rows_rejected
