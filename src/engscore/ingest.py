@@ -573,13 +573,12 @@ def ingest_to_file(
             written_rejects = rejects_path or default_rejects_path(output)
             write_frame(loaded.rejects, written_rejects)
         try:
-            _write_bucketed(loaded, output, progress)
+            stats = _write_bucketed(loaded, output, progress)
         except pl.exceptions.PolarsError as exc:
             raise DataError(f"cannot ingest: {first_line(exc)}") from exc
     finally:
         rejects_spill.remove()
         spill.remove()  # last: it made the folders, if any were missing (it writes first)
-    stats = _output_stats(output)
     kept = stats.rows
     valid = loaded.rows_read - loaded.rows_rejected
     return IngestSummary(
@@ -601,7 +600,7 @@ def ingest_to_file(
 
 def _write_bucketed(
     loaded: LoadedEvents, output: Path, progress: Callable[[int, int], None]
-) -> None:
+) -> _OutputStats:
     """Write the events sorted, one contact range at a time, atomically.
 
     Sorting and de-duplicating 20M events at once needs several times their size in memory.
@@ -627,9 +626,13 @@ def _write_bucketed(
             parts = [pl.scan_ipc(spill.path)]
         total = len(parts) + 2
         progress(2, total)
+        stats: list[pl.DataFrame] = []
         for done, part in enumerate(parts, start=3):
-            writer.write(prepare_events(part, loaded.machine_open_seconds).collect())
+            events = prepare_events(part, loaded.machine_open_seconds).collect()
+            writer.write(events)
+            stats.append(_range_stats(events))
             progress(done, total)
+    return _OutputStats.of(stats)
 
 
 def _partition(spill: _Spill, contact_bounds: list[str], work: Path) -> list[Path]:
@@ -684,21 +687,29 @@ class _OutputStats:
     first: datetime | None
     last: datetime | None
 
+    @classmethod
+    def of(cls, ranges: list[pl.DataFrame]) -> _OutputStats:
+        """The whole output's figures from its ranges' (contact ranges do not overlap)."""
+        if not ranges:
+            return cls(0, 0, 0, None, None)
+        row = (
+            pl.concat(ranges)
+            .select(
+                pl.col("rows", "machine_opens", "contacts").sum(),
+                pl.col("first").min(),
+                pl.col("last").max(),
+            )
+            .row(0, named=True)
+        )
+        return cls(**row)
 
-def _output_stats(output: Path) -> _OutputStats:
-    # Read back from the file just written: cheap (column pruning) and it is what users get.
-    frame = (
-        pl.scan_parquet(output)
-        if output_format(output) == "parquet"
-        else pl.scan_csv(output, try_parse_dates=True)
-    )
-    row = frame.select(
+
+def _range_stats(events: pl.DataFrame) -> pl.DataFrame:
+    """The summary figures of one written contact range (one row)."""
+    return events.select(
         rows=pl.len(),
-        machine_opens=(
-            pl.col("is_machine").cast(pl.Boolean) & (pl.col("event_type") == "open")
-        ).sum(),
-        contacts=pl.col("contact_id").n_unique(),
+        machine_opens=(pl.col("is_machine") & (pl.col("event_type") == "open")).sum(),
+        contacts=pl.col(CONTACT).n_unique(),
         first=pl.col("timestamp").min(),
         last=pl.col("timestamp").max(),
-    ).collect(engine="streaming")
-    return _OutputStats(**row.row(0, named=True))
+    )
