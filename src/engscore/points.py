@@ -217,21 +217,25 @@ def _cap_rows(rows: pl.LazyFrame, name: str, group: str, cap: float) -> pl.LazyF
         rows.group_by(CONTACT)
         .agg(points=adjustment)
         .filter(pl.col("points") != 0)
-        .select(
-            pl.col(CONTACT),
-            rule=pl.lit(name),
-            group=pl.lit(group),
-            event_type=pl.lit(None, dtype=pl.String),
-            timestamp=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
-            event_id=pl.lit(None, dtype=pl.String),
-            campaign_id=pl.lit(None, dtype=pl.String),
-            url=pl.lit(None, dtype=pl.String),
-            status=pl.lit(CAP),
-            raw_points=pl.lit(None, dtype=pl.Float64),
-            decay_factor=pl.lit(None, dtype=pl.Float64),
-            points=pl.col("points"),
-        )
+        .select(_contact_row(name, group, CAP, None, pl.col("points")))
     )
+
+
+def _contact_row(
+    rule: str, group: str, status: str, raw_points: float | None, points: pl.Expr
+) -> list[pl.Expr]:
+    """Ledger columns of a row about a contact rather than an event (cap, profile)."""
+    return [
+        pl.col(CONTACT),
+        pl.lit(rule).alias("rule"),
+        pl.lit(group).alias("group"),
+        *(pl.lit(None, dtype=LEDGER_SCHEMA[c]).alias(c) for c in (EVENT_TYPE, TIMESTAMP)),
+        *(pl.lit(None, dtype=pl.String).alias(c) for c in ("event_id", "campaign_id", "url")),
+        pl.lit(status).alias("status"),
+        pl.lit(raw_points, dtype=pl.Float64).alias("raw_points"),
+        pl.lit(None, dtype=pl.Float64).alias("decay_factor"),
+        points.alias("points"),
+    ]
 
 
 def profile_ledger(contacts: pl.LazyFrame | None, rules: Rules) -> pl.LazyFrame:
@@ -240,18 +244,9 @@ def profile_ledger(contacts: pl.LazyFrame | None, rules: Rules) -> pl.LazyFrame:
         return pl.LazyFrame(schema=LEDGER_SCHEMA)
     parts = [
         contacts.filter(rule.condition.fill_null(False)).select(
-            pl.col(CONTACT),
-            rule=pl.lit(rule.name),
-            group=pl.lit(rule.group),
-            event_type=pl.lit(None, dtype=pl.String),
-            timestamp=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
-            event_id=pl.lit(None, dtype=pl.String),
-            campaign_id=pl.lit(None, dtype=pl.String),
-            url=pl.lit(None, dtype=pl.String),
-            status=pl.lit(PROFILE),
-            raw_points=pl.lit(float(rule.points)),
-            decay_factor=pl.lit(None, dtype=pl.Float64),
-            points=pl.lit(float(rule.points)),
+            _contact_row(
+                rule.name, rule.group, PROFILE, float(rule.points), pl.lit(float(rule.points))
+            )
         )
         for rule in rules.profile
     ]
