@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 from bench_ingest import dataset, run_child
 
-from engscore.store import STORE_ROW_GROUP
+from engscore.store import CONTACTS, STORE_ROW_GROUP
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01T03:00:00Z"
@@ -32,6 +32,7 @@ def project(events: int) -> tuple[Path, Path]:
     folder = source.parent / "project"
     last_day = folder / "last-day.parquet"
     if (folder / "store" / "catalogue.json").is_file():
+        _number(folder / "store")
         return folder, last_day
     shutil.rmtree(folder, ignore_errors=True)
     run_child([sys.executable, "-m", "engscore", "init", str(folder), "-q"])
@@ -53,7 +54,19 @@ def project(events: int) -> tuple[Path, Path]:
         ).sink_parquet(target / "part-bench.parquet", row_group_size=STORE_ROW_GROUP)
     catalogue = {"version": 1, "files": [{"path": str(source), "size": 0, "sha256": "bench"}]}
     (folder / "store" / "catalogue.json").write_text(json.dumps(catalogue))
+    _number(folder / "store")
     return folder, last_day
+
+
+def _number(store: Path) -> None:
+    """Number the store's contacts, as `engscore store compact` does for a store made before
+    numbering (the month files above are written without the numbers)."""
+    if not (store / CONTACTS).is_file():
+        print(f"numbering the contacts of {store} ...", flush=True)
+        elapsed, peak = run_child(
+            [sys.executable, "-m", "engscore", "store", "compact", str(store)]
+        )
+        print(f"  store compact: {elapsed:.1f} s, {peak:.2f} GB", flush=True)
 
 
 def main() -> None:

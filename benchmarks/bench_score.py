@@ -15,16 +15,27 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from bench_ingest import dataset, run_child
 
+from engscore.ingest import CONTACT_KEY_METADATA, CONTACT_KEY_VERSION
+
 AS_OF = "2026-11-01T00:00:00Z"
+
+
+def _current(path: Path) -> bool:
+    """Whether ``path`` exists and was written by an ingest that numbers contacts."""
+    if not path.exists():
+        return False
+    metadata = pq.read_schema(path).metadata or {}
+    return metadata.get(CONTACT_KEY_METADATA) == CONTACT_KEY_VERSION
 
 
 def ingested(events: int) -> Path:
     """The generated events after `engscore ingest` (cached beside the raw file)."""
     source = dataset(events)
     path = source.with_name("ingested.parquet")
-    if not path.exists():
+    if not _current(path):
         print(f"ingesting {source} ...", flush=True)
         run_child([sys.executable, "-m", "engscore", "ingest", str(source), "-o", str(path), "-q"])
     return path

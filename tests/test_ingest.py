@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from engscore import ingest
 from engscore.errors import ConfigError, DataError
-from engscore.ingest import IngestOptions, ingest_to_file, load_events
+from engscore.ingest import CONTACT_KEY, IngestOptions, ingest_to_file, load_events
 
 INGEST = Path(__file__).parent / "fixtures" / "ingest"
 
@@ -227,8 +228,48 @@ def test_ingested_file_is_read_back_without_rework(tmp_path: Path) -> None:
     ingest_to_file([str(INGEST / "clean.csv")], output)
     loaded = load_events([str(output)])
     assert loaded.prepared and loaded.files[0].rows_read == 6
-    assert loaded.events.collect().equals(pl.read_parquet(output))  # read as written: sorted
+    written = pl.read_parquet(output)
+    # Read as written (sorted); the contact numbers are for the scorer only.
+    assert loaded.events.collect().equals(written.drop(CONTACT_KEY))
+    assert loaded.keyed is not None and loaded.keyed.collect().equals(written)
     # A plain Parquet file with the same rows goes through the full path.
     plain = tmp_path / "plain.parquet"
     pl.read_parquet(output).write_parquet(plain)
     assert not load_events([str(plain)]).prepared
+
+
+def test_parquet_output_numbers_contacts_in_id_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engscore import outputs
+
+    events = tmp_path / "events.csv"
+    rows = [f"c{i % 37:02d}@x.org,open,2026-01-{1 + i % 28:02d}T10:00:00Z" for i in range(500)]
+    events.write_text("contact_id,event_type,timestamp\n" + "\n".join(rows) + "\n")
+    output = tmp_path / "events.parquet"
+    # Several contact ranges and row groups: the numbering runs on across them.
+    monkeypatch.setattr(ingest, "BUCKET_ROWS", 60)
+    monkeypatch.setattr(ingest, "BATCH_ROWS", 50)
+    monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 40)
+    ingest_to_file([str(events)], output)
+    written = pl.read_parquet(output)
+    expected = written["contact_id"].rank("dense").cast(pl.UInt32) - 1
+    assert written[CONTACT_KEY].to_list() == expected.to_list()
+    assert written[CONTACT_KEY].max() == 36
+    metadata = pq.read_schema(output).metadata or {}
+    assert metadata[b"engscore.contact_key"] == b"1"
+    # A CSV output is for people and other tools: no numbers.
+    ingest_to_file([str(events)], tmp_path / "events.csv.out.csv")
+    assert CONTACT_KEY not in pl.read_csv(tmp_path / "events.csv.out.csv").columns
+
+
+def test_an_ingested_file_can_be_ingested_again(tmp_path: Path) -> None:
+    # It used to fail: the fast path for canonical files skipped what ingest needs.
+    first = tmp_path / "first.parquet"
+    ingest_to_file([str(INGEST / "clean.csv")], first)
+    again = tmp_path / "again.parquet"
+    ingest_to_file([str(first)], again)
+    assert again.read_bytes() == first.read_bytes()
+    as_csv = tmp_path / "again.csv"
+    ingest_to_file([str(first)], as_csv)
+    assert pl.read_csv(as_csv).height == 6

@@ -266,6 +266,7 @@ def test_ingest_into_a_store_through_the_cli(example_data: Path, tmp_path: Path)
     assert "0 new file(s), 1 already loaded; +0 events" in result.output
     result = runner.invoke(app, ["store", "info", str(store)])
     assert result.exit_code == 0 and "files loaded" in result.output
+    assert "contact numbers" in result.output and "yes" in result.output
 
 
 def test_single_commands_read_the_project_config(
@@ -294,3 +295,82 @@ def test_bad_rules_fail_the_run_before_the_store_changes(project: Path) -> None:
 def test_store_commands_on_a_folder_that_is_not_a_store(tmp_path: Path) -> None:
     result = runner.invoke(app, ["store", "info", str(tmp_path)])
     assert result.exit_code == 1 and "not an event store" in result.output
+
+
+def _store_scores(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> list[pl.DataFrame]:
+    """The store's scores, whole and in contact ranges."""
+    from engscore import score as score_module
+    from engscore.score import ScoreRequest, compute_scores, prepare_scoring
+
+    request = ScoreRequest(events=[str(store.root)], as_of=utc(2026, 11, 1))
+    whole = compute_scores(prepare_scoring(request))
+    with monkeypatch.context() as patch:
+        patch.setattr(score_module, "SCORE_BUCKET_ROWS", 4_000)
+        bucketed = compute_scores(prepare_scoring(request))
+    return [whole, bucketed]
+
+
+def test_store_numbers_contacts_for_good(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engscore.ingest import CONTACT_KEY
+    from engscore.score import ScoreRequest, compute_scores, prepare_scoring
+
+    first, second = split_exports(example_data, tmp_path)
+    store = EventStore(tmp_path / "store")
+    append(store, [str(first)])
+    numbers = pl.read_parquet(store.root / "contacts.parquet")
+    assert numbers[CONTACT_KEY].to_list() == list(range(numbers.height))  # dense, from 0
+    append(store, [str(second)])
+    after = pl.read_parquet(store.root / "contacts.parquet")
+    assert after.head(numbers.height).equals(numbers)  # a contact keeps its number
+    events = store._scan().collect()
+    assert events[CONTACT_KEY].null_count() == 0
+    assert events.select(pl.col(CONTACT_KEY).n_unique().over("contact_id").max()).item() == 1
+    assert CONTACT_KEY not in store.scan().collect_schema()
+    # Scored on the numbers, the store gives what its events give as a plain file.
+    plain = tmp_path / "events.parquet"
+    store.scan().collect().write_parquet(plain)
+    expected = compute_scores(
+        prepare_scoring(ScoreRequest(events=[str(plain)], as_of=utc(2026, 11, 1)))
+    )
+    for scores in _store_scores(store, monkeypatch):
+        assert scores.equals(expected)
+
+
+def test_compact_numbers_a_store_made_before_numbering(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engscore.ingest import CONTACT_KEY
+
+    first, second = split_exports(example_data, tmp_path)
+    store = EventStore(tmp_path / "store")
+    append(store, [str(first)])
+    numbered = _store_scores(store, monkeypatch)
+    # What an older engscore left: no contacts file, no numbers in the event files.
+    (store.root / "contacts.parquet").unlink()
+    for part in store.part_files():
+        pl.read_parquet(part).drop(CONTACT_KEY).write_parquet(part)
+    assert not store.numbered and store.keyed_scan() is None
+    for scores, before in zip(_store_scores(store, monkeypatch), numbered, strict=True):
+        assert scores.equals(before)  # on the text ids: same scores
+    append(store, [str(second)])  # appends keep such a store un-numbered
+    assert not store.numbered and not info(store).numbered
+    months = len({p.parent for p in store.part_files()})
+    assert compact(store) == months  # every month rewritten with the numbers
+    assert store.numbered
+    numbers = pl.read_parquet(store.root / "contacts.parquet")
+    assert numbers["contact_id"].is_sorted() and numbers[CONTACT_KEY].to_list() == list(
+        range(numbers.height)
+    )
+    assert store._scan().collect()[CONTACT_KEY].null_count() == 0
+    text = tmp_path / "events.parquet"
+    store.scan().collect().write_parquet(text)
+    from engscore.score import ScoreRequest, compute_scores, prepare_scoring
+
+    expected = compute_scores(
+        prepare_scoring(ScoreRequest(events=[str(text)], as_of=utc(2026, 11, 1)))
+    )
+    for scores in _store_scores(store, monkeypatch):
+        assert scores.equals(expected)
+    assert compact(store) == 0  # numbered, one file per month: nothing to do

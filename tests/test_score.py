@@ -200,7 +200,7 @@ def test_scoring_in_contact_buckets_gives_the_same_file(
         events = tmp_path / "ingested.parquet"
         ingest_to_file([str(example_data / "events.parquet")], events)
         assert score_module._sorted_file_bounds(
-            prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF)), 4
+            prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF)), 4, "contact_id"
         )
     contacts = example_data / "contacts.csv"
     one = ScoreRequest(events=[str(events)], as_of=AS_OF, rules_path=B2B, contacts_path=contacts)
@@ -208,3 +208,44 @@ def test_scoring_in_contact_buckets_gives_the_same_file(
     monkeypatch.setattr(score_module, "SCORE_BUCKET_ROWS", 3_000)
     bucketed = compute_scores(prepare_scoring(one))
     assert bucketed.equals(whole)
+
+
+@pytest.mark.parametrize("bucket_rows", [None, 3_000])
+def test_contact_numbers_of_an_ingested_file_give_the_same_scores(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucket_rows: int | None
+) -> None:
+    # An ingested Parquet file is scored on its integer contact numbers; the scores file must
+    # be the one the text ids give (same rows, same order).
+    from engscore import outputs
+    from engscore import score as score_module
+    from engscore.ingest import ingest_to_file
+
+    monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
+    events = tmp_path / "ingested.parquet"
+    ingest_to_file([str(example_data / "events.parquet")], events)
+    by_id = compute_scores(prepare_scoring(request(example_data)))
+    if bucket_rows is not None:
+        monkeypatch.setattr(score_module, "SCORE_BUCKET_ROWS", bucket_rows)
+    prepared = prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF))
+    assert score_module._numbered(prepared) is not None
+    assert compute_scores(prepared).equals(by_id)
+
+
+def test_rules_reading_contact_id_score_on_the_text_ids(example_data: Path, tmp_path: Path) -> None:
+    from engscore import score as score_module
+    from engscore.ingest import ingest_to_file
+
+    events = tmp_path / "ingested.parquet"
+    ingest_to_file([str(example_data / "events.parquet")], events)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\npoints:\n  - name: staff_opens\n    event: open\n"
+        "    where: \"contact_id LIKE '%@example.com'\"\n    points: 5\n"
+    )
+    prepared = prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF, rules_path=rules))
+    assert score_module._numbered(prepared) is None
+    by_id = compute_scores(
+        prepare_scoring(ScoreRequest(events=[str(example_data / "events.parquet")], as_of=AS_OF,
+                                     rules_path=rules))
+    )  # fmt: skip
+    assert compute_scores(prepared).equals(by_id)

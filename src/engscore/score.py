@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from engscore import __version__
 from engscore.contacts import contacts_schema, load_contacts
 from engscore.errors import DataError
-from engscore.ingest import FileReport, IngestOptions, load_events
+from engscore.ingest import CONTACT_KEY, FileReport, IngestOptions, load_events
 from engscore.outputs import output_format, sha256_file, shown_path, write_frame, write_json
 from engscore.points import CONTACT, score_contacts
 from engscore.predict import PredictResult, predict_contacts
@@ -68,6 +68,10 @@ class PreparedScoring:
     files: list[FileReport]
     rows_rejected: int
     warnings: list[str]
+    #: ``events`` with contact numbers (ingest's or a store's), when it has them (``_numbered``).
+    keyed: pl.LazyFrame | None = None
+    #: ``contact_id`` -> number, when kept apart from the events (a store's).
+    contact_numbers: pl.LazyFrame | None = None
     #: Set by ``compute_scores``: the fitted models (or why there are none).
     predictions: PredictResult | None = None
 
@@ -105,6 +109,8 @@ def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
         files=loaded.files,
         rows_rejected=loaded.rows_rejected,
         warnings=warnings,
+        keyed=loaded.keyed,
+        contact_numbers=loaded.contact_numbers,
     )
 
 
@@ -140,17 +146,18 @@ def _with_rfm(per_contact: pl.LazyFrame, rfm: pl.LazyFrame) -> pl.LazyFrame:
 SCORE_BUCKET_ROWS = 5_000_000
 
 
-def _sorted_file_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | None:
-    """Contact ids that cut a contact-sorted events file into ``buckets`` row-group ranges."""
+def _sorted_file_bounds(prepared: PreparedScoring, buckets: int, column: str) -> list[Any] | None:
+    """Values of ``column`` (``contact_id`` or ingest's contact numbers) that cut a
+    contact-sorted events file into ``buckets`` row-group ranges."""
     if len(prepared.files) != 1 or prepared.files[0].preset != "engscore events":
         return None
     try:
         metadata = pq.ParquetFile(prepared.files[0].path).metadata
-        column = metadata.schema.names.index(CONTACT)
+        index = metadata.schema.names.index(column)
         starts = [
-            metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups)
+            metadata.row_group(i).column(index).statistics for i in range(metadata.num_row_groups)
         ]
-        mins = [str(s.min) for s in starts if s is not None and s.has_min_max]
+        mins = [s.min for s in starts if s is not None and s.has_min_max]
     except (OSError, ValueError, pa.ArrowException):
         return None
     if len(mins) != metadata.num_row_groups or len(mins) < 2:
@@ -164,11 +171,11 @@ def _sorted_file_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | 
 _SAMPLE_ONE_IN = 64
 
 
-def _sampled_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | None:
-    """Contact ids that cut the events into ``buckets`` ranges of about equal rows."""
+def _sampled_bounds(events: pl.LazyFrame, buckets: int, column: str) -> list[Any] | None:
+    """Values of ``column`` that cut the events into ``buckets`` ranges of about equal rows."""
     sampled = (
-        prepared.events.select(CONTACT)
-        .filter(pl.col(CONTACT).hash(seed=1) % _SAMPLE_ONE_IN == 0)
+        events.select(column)
+        .filter(pl.col(column).hash(seed=1) % _SAMPLE_ONE_IN == 0)
         .collect(engine="streaming")
         .to_series()
         .sort()
@@ -176,11 +183,25 @@ def _sampled_bounds(prepared: PreparedScoring, buckets: int) -> list[str] | None
     if sampled.len() < buckets:
         return None
     cuts = {sampled[sampled.len() * k // buckets] for k in range(1, buckets)}
-    return sorted(str(c) for c in cuts if c is not None) or None
+    return sorted(c for c in cuts if c is not None) or None
+
+
+@dataclass(frozen=True)
+class _Ranges:
+    """What cuts the events into contact ranges: a column of the events, and its name in the
+    Parquet file (for row-group statistics)."""
+
+    column: str = CONTACT
+    file_column: str = CONTACT
 
 
 def _bucketed(
-    prepared: PreparedScoring, rules: Rules, as_of: datetime, buckets: int
+    prepared: PreparedScoring,
+    events: pl.LazyFrame,
+    ranges: _Ranges,
+    rules: Rules,
+    as_of: datetime,
+    buckets: int,
 ) -> pl.DataFrame:
     """Score contact by contact bucket: each pass holds about 1/``buckets`` of the events.
 
@@ -188,12 +209,14 @@ def _bucketed(
     of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
     on the purchases, which are few. The result does not depend on the split.
     """
-    bounds = _sorted_file_bounds(prepared, buckets) or _sampled_bounds(prepared, buckets)
+    bounds = _sorted_file_bounds(prepared, buckets, ranges.file_column) or _sampled_bounds(
+        events, buckets, ranges.column
+    )
     if bounds is not None:
         # Contiguous contact ranges: on contact-sorted files (an `engscore ingest` output, the
         # store's month files) each pass reads only its own row groups (Parquet statistics).
-        contact = pl.col(CONTACT)
-        edges: list[str | None] = [None, *bounds, None]
+        contact = pl.col(ranges.column)
+        edges: list[Any] = [None, *bounds, None]
         selections = [
             (contact >= low if low is not None else pl.lit(True))
             & (contact < high if high is not None else pl.lit(True))
@@ -204,11 +227,65 @@ def _bucketed(
         selections = [bucket == index for index in range(buckets)]
     parts = []
     for selection in selections:
-        mine = prepared.events.filter(selection)
+        mine = events.filter(selection)
         theirs = prepared.contacts.filter(selection) if prepared.contacts is not None else None
         parts.append(contact_query(mine, rules, as_of, theirs).collect(engine="streaming"))
-    rfm = rfm_scores(prepared.events, rules.rfm, as_of).collect(engine="streaming")
+    rfm = rfm_scores(events, rules.rfm, as_of).collect(engine="streaming")
     return _with_rfm(pl.concat(parts).lazy(), rfm.lazy()).collect()
+
+
+#: The text contact ids while ``contact_id`` holds contact numbers (ingest's or a store's).
+_CONTACT_TEXT = "_contact_text"
+
+
+def _numbered(prepared: PreparedScoring) -> tuple[pl.LazyFrame, _Ranges] | None:
+    """The events with ``contact_id`` replaced by their contact numbers, when usable, and how
+    to cut them into contact ranges.
+
+    Grouping and joining on integers instead of e-mail strings saves a fifth of the scoring
+    time on a contact-sorted file and two fifths on a store's month files. Not used when a
+    rule reads ``contact_id`` itself or a contacts file (keyed by text id) is given.
+    """
+    if prepared.keyed is None or prepared.contacts is not None:
+        return None
+    for rule in prepared.rules_file.rules.points:
+        read = set(rule.unique_by or ())
+        if rule.condition is not None:
+            read |= set(rule.condition.meta.root_names())
+        if CONTACT in read:
+            return None
+    numbered = prepared.keyed.rename({CONTACT: _CONTACT_TEXT, CONTACT_KEY: CONTACT})
+    # Ranges of numbers read little of each file: an ingest output and a store's month files
+    # are sorted by number (an ingest output numbers in id order, so also by id).
+    return numbered, _Ranges(CONTACT, CONTACT_KEY)
+
+
+def _contact_ids(numbered: pl.LazyFrame, numbers: pl.LazyFrame | None) -> pl.DataFrame:
+    """Contact number -> text id: from ``numbers`` (a store's) when given, else from the
+    events."""
+    if numbers is not None:
+        return numbers.select(
+            pl.col(CONTACT_KEY).alias(CONTACT), pl.col(CONTACT).alias(_CONTACT_TEXT)
+        ).collect()
+    number = pl.col(CONTACT)
+    # Events are sorted by contact: the first row of each contact is where the number changes
+    # (``unique`` keeps this right for any order).
+    return (
+        numbered.select(CONTACT, _CONTACT_TEXT)
+        .filter(number.ne_missing(number.shift(1)))
+        .unique(CONTACT)
+        .collect(engine="streaming")
+    )
+
+
+def _with_contact_ids(scores: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
+    """``scores`` keyed by contact number, with the text ids (``_contact_ids``) back."""
+    named = scores.join(ids, on=CONTACT, how="left", maintain_order="left").with_columns(
+        pl.col(_CONTACT_TEXT).alias(CONTACT)
+    )
+    ordered = named.select((pl.col(CONTACT) > pl.col(CONTACT).shift(1)).all()).item() is not False
+    named = named.drop(_CONTACT_TEXT)
+    return named if ordered else named.sort(CONTACT)
 
 
 def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
@@ -222,27 +299,39 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
     as_of = prepared.request.as_of
     rows = sum(f.rows_read for f in prepared.files)
     buckets = max(1, -(-rows // SCORE_BUCKET_ROWS))
+    numbering = _numbered(prepared)
+    events, ranges = numbering or (prepared.events, _Ranges())
     try:
         # The models' fit is Python and numpy (plus a 0.3 s scipy import) while the scoring
         # query runs in Polars' threads without the GIL: running both at once overlaps them.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            predicting = pool.submit(predict_contacts, prepared.events, rules, as_of)
+            predicting = pool.submit(predict_contacts, events, rules, as_of)
+            naming = (
+                pool.submit(_contact_ids, events, prepared.contact_numbers)
+                if numbering is not None
+                else None
+            )
             if buckets > 1:
-                scores = _bucketed(prepared, rules, as_of, buckets)
+                scores = _bucketed(prepared, events, ranges, rules, as_of, buckets)
             else:
-                scores = scores_query(prepared.events, rules, as_of, prepared.contacts).collect(
+                scores = scores_query(events, rules, as_of, prepared.contacts).collect(
                     engine="streaming"
                 )
             predicted = predicting.result()
+            ids = naming.result() if naming is not None else None
+        prepared.predictions = predicted
+        names = list(predicted.column_names)
+        if predicted.frame is None:
+            scores = scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)
+        else:
+            scores = scores.join(predicted.frame.select(CONTACT, *names), on=CONTACT, how="left")
+        if ids is not None:
+            scores = _with_contact_ids(scores, ids)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot score: {first_line(exc)}") from exc
-    prepared.predictions = predicted
     if predicted.message and rules.predict.enabled:
         prepared.warnings.append(predicted.message)
-    names = list(predicted.column_names)
-    if predicted.frame is None:
-        return scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)
-    return scores.join(predicted.frame.select(CONTACT, *names), on=CONTACT, how="left")
+    return scores
 
 
 @dataclass(frozen=True)
@@ -349,8 +438,11 @@ def run_score(request: ScoreRequest, output: Path, record_in: Path | None = None
     """
     output_format(output)  # a bad output name fails before any work
     prepared = prepare_scoring(request)
-    scores = compute_scores(prepared)
-    made_from = provenance(prepared)
+    # Hashing the inputs for the provenance reads them once more: it overlaps the scoring.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(provenance, prepared)
+        scores = compute_scores(prepared)
+        made_from = hashing.result()
     write_frame(scores, output, metadata=scores_metadata(made_from))
     if record_in is not None:
         record = {"scores": str(output.resolve()), **made_from}

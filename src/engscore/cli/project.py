@@ -127,11 +127,16 @@ def store_info_command(
             ("contacts", human_int(figures.contacts)),
             ("time range", span),
             ("on disk", f"{figures.bytes_on_disk / 1e6:,.1f} MB"),
+            (
+                "contact numbers",
+                "yes" if figures.numbered else "no: `engscore store compact` adds them",
+            ),
         ],
         files_loaded=figures.files_loaded,
         events=figures.rows,
         contacts=figures.contacts,
         part_files=figures.part_files,
+        numbered=figures.numbered,
     )
 
 
