@@ -322,8 +322,17 @@ def test_store_numbers_contacts_for_good(
     numbers = pl.read_parquet(store.root / "contacts.parquet")
     assert numbers[CONTACT_KEY].to_list() == list(range(numbers.height))  # dense, from 0
     append(store, [str(second)])
+    newcomer = tmp_path / "newcomer.csv"
+    newcomer.write_text(
+        "contact_id,event_type,timestamp,event_id,campaign_id\n"
+        "aaron@new.example,open,2026-10-20T10:00:00Z,n-1,c-9\n"
+        "aaron@new.example,click,2026-10-20T10:01:00Z,n-2,c-9\n"
+    )
+    append(store, [str(newcomer)])
     after = pl.read_parquet(store.root / "contacts.parquet")
     assert after.head(numbers.height).equals(numbers)  # a contact keeps its number
+    # A new contact is numbered on, out of id order: the scores must still come out sorted.
+    assert after.row(-1) == ("aaron@new.example", after.height - 1)
     events = store._scan().collect()
     assert events[CONTACT_KEY].null_count() == 0
     assert events.select(pl.col(CONTACT_KEY).n_unique().over("contact_id").max()).item() == 1
