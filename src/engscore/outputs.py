@@ -66,14 +66,18 @@ def write_frame(
         try:
             if metadata and fmt == "parquet":
                 collected = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
-                collected.write_parquet(temporary, metadata=metadata)
+                # A set row-group size makes the bytes independent of how the frame is
+                # chunked (without it, row groups follow the chunks).
+                collected.write_parquet(
+                    temporary, metadata=metadata, row_group_size=PARQUET_ROW_GROUP
+                )
             elif isinstance(frame, pl.LazyFrame):
                 if fmt == "parquet":
                     frame.sink_parquet(temporary, engine="streaming")
                 else:
                     frame.sink_csv(temporary, engine="streaming", datetime_format=CSV_DATETIME)
             elif fmt == "parquet":
-                frame.write_parquet(temporary)
+                frame.write_parquet(temporary, row_group_size=PARQUET_ROW_GROUP)
             else:
                 frame.write_csv(temporary, datetime_format=CSV_DATETIME)
         except OSError as exc:
