@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from engscore.cli import app
 from engscore.config import init_project, load_project
 from engscore.errors import ConfigError, LockedError
+from engscore.ingest import CONTACT_KEY
 from engscore.run import project_lock
 from engscore.store import EventStore, append, compact, info
 from helpers import utc
@@ -310,12 +311,24 @@ def _store_scores(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> list[pl
     return [whole, bucketed]
 
 
+def _assert_scored_like_a_plain_file(
+    store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scored on its numbers, the store gives what its events give as a plain file."""
+    from engscore.score import ScoreRequest, compute_scores, prepare_scoring
+
+    plain = tmp_path / "events.parquet"
+    store.scan().collect().write_parquet(plain)
+    expected = compute_scores(
+        prepare_scoring(ScoreRequest(events=[str(plain)], as_of=utc(2026, 11, 1)))
+    )
+    for scores in _store_scores(store, monkeypatch):
+        assert scores.equals(expected)
+
+
 def test_store_numbers_contacts_for_good(
     example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engscore.ingest import CONTACT_KEY
-    from engscore.score import ScoreRequest, compute_scores, prepare_scoring
-
     first, second = split_exports(example_data, tmp_path)
     store = EventStore(tmp_path / "store")
     append(store, [str(first)])
@@ -337,21 +350,12 @@ def test_store_numbers_contacts_for_good(
     assert events[CONTACT_KEY].null_count() == 0
     assert events.select(pl.col(CONTACT_KEY).n_unique().over("contact_id").max()).item() == 1
     assert CONTACT_KEY not in store.scan().collect_schema()
-    # Scored on the numbers, the store gives what its events give as a plain file.
-    plain = tmp_path / "events.parquet"
-    store.scan().collect().write_parquet(plain)
-    expected = compute_scores(
-        prepare_scoring(ScoreRequest(events=[str(plain)], as_of=utc(2026, 11, 1)))
-    )
-    for scores in _store_scores(store, monkeypatch):
-        assert scores.equals(expected)
+    _assert_scored_like_a_plain_file(store, tmp_path, monkeypatch)
 
 
 def test_compact_numbers_a_store_made_before_numbering(
     example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engscore.ingest import CONTACT_KEY
-
     first, second = split_exports(example_data, tmp_path)
     store = EventStore(tmp_path / "store")
     append(store, [str(first)])
@@ -373,13 +377,5 @@ def test_compact_numbers_a_store_made_before_numbering(
         range(numbers.height)
     )
     assert store._scan().collect()[CONTACT_KEY].null_count() == 0
-    text = tmp_path / "events.parquet"
-    store.scan().collect().write_parquet(text)
-    from engscore.score import ScoreRequest, compute_scores, prepare_scoring
-
-    expected = compute_scores(
-        prepare_scoring(ScoreRequest(events=[str(text)], as_of=utc(2026, 11, 1)))
-    )
-    for scores in _store_scores(store, monkeypatch):
-        assert scores.equals(expected)
+    _assert_scored_like_a_plain_file(store, tmp_path, monkeypatch)
     assert compact(store) == 0  # numbered, one file per month: nothing to do
