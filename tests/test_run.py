@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from engscore.cli import app
 from engscore.config import init_project, load_project
 from engscore.errors import ConfigError, LockedError
-from engscore.ingest import CONTACT_KEY
+from engscore.ingest import CONTACT_KEY, load_events
 from engscore.run import project_lock
+from engscore.schema import CANONICAL_SCHEMA
 from engscore.store import EventStore, append, compact, info
 from helpers import utc
 
@@ -379,3 +380,21 @@ def test_compact_numbers_a_store_made_before_numbering(
     assert store._scan().collect()[CONTACT_KEY].null_count() == 0
     _assert_scored_like_a_plain_file(store, tmp_path, monkeypatch)
     assert compact(store) == 0  # numbered, one file per month: nothing to do
+
+
+def test_a_file_without_numbers_makes_the_store_unnumbered_until_compact(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = split_exports(example_data, tmp_path)
+    store = EventStore(tmp_path / "store")
+    append(store, [str(first)])
+    # An older engscore appends a month file without the numbers.
+    older = store.events_folder / "2026-10" / "part-older.parquet"
+    older.parent.mkdir(parents=True, exist_ok=True)
+    october = load_events([str(second)]).events.filter(pl.col("timestamp") >= utc(2026, 10, 1))
+    october.select(list(CANONICAL_SCHEMA)).collect().write_parquet(older)
+    assert not store.numbered and store.keyed_scan() is None
+    _assert_scored_like_a_plain_file(store, tmp_path, monkeypatch)  # on the text ids
+    compact(store)
+    assert store.numbered
+    _assert_scored_like_a_plain_file(store, tmp_path, monkeypatch)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from engscore.errors import DataError
 from engscore.ingest import CONTACT_KEY, IngestOptions, load_events
@@ -99,8 +100,14 @@ class EventStore:
 
     @property
     def numbered(self) -> bool:
-        """True when every event file carries the contact numbers (``CONTACT_KEY``)."""
-        return self.contacts_file.is_file()
+        """True when the contacts are numbered and every event file carries the numbers.
+
+        A file without them (written by an older engscore into this store) makes the store
+        un-numbered until ``compact``: scored on the text ids, never on missing numbers.
+        """
+        if not self.contacts_file.is_file():
+            return False
+        return all(CONTACT_KEY in pq.read_schema(part).names for part in self.part_files())
 
     def scan(self) -> pl.LazyFrame:
         """All events as one lazy frame (canonical schema)."""
@@ -320,9 +327,11 @@ def info(store: EventStore) -> StoreInfo:
 def compact(store: EventStore) -> int:
     """Merge each month's part files into one; returns how many months were compacted.
 
-    A store made before contact numbering is numbered here: every month is rewritten with the
-    numbers, and ``contacts.parquet`` is written last, so a kill leaves the store un-numbered
-    (still correct, scored on text ids) and the next ``compact`` numbers it afresh. Each month
+    A store that is not numbered (made before contact numbering, or given a file without the
+    numbers by an older engscore) is numbered afresh here: ``contacts.parquet`` is removed,
+    every month is rewritten with the new numbers, and ``contacts.parquet`` is written last,
+    so a kill leaves the store un-numbered (still correct, scored on text ids) and the next
+    ``compact`` numbers it again. Each month
     folder is rebuilt beside itself and swapped in whole, so a kill leaves either the old files
     or the new file, never both.
     """
@@ -330,6 +339,9 @@ def compact(store: EventStore) -> int:
         raise DataError(f"{store.root}: not an event store (no {CATALOGUE})")
     numbers: pl.DataFrame | None = None
     if not store.numbered and store.part_files():
+        # The old numbers go first: a kill while the months are renumbered must leave the
+        # store un-numbered, not numbered two ways.
+        store.contacts_file.unlink(missing_ok=True)
         # Dense numbers in id order, from the events themselves: the same on any retry.
         ids = store.scan().select(pl.col(CONTACT).unique()).collect(engine="streaming")
         ids = ids.sort(CONTACT)
