@@ -269,13 +269,34 @@ def select_segment(scores: pl.DataFrame, segment: Segment, key: str) -> pl.DataF
     condition = segment.condition.fill_null(False)
     if segment.mailing:
         condition = condition & ~SUPPRESSED.fill_null(False)
-    wanted = segment.columns
-    if wanted is None:
-        wanted = tuple(c for c in DEFAULT_COLUMNS if c in scores.columns)
+    wanted = _export_columns(segment, scores.columns)
     by = [c.removeprefix("-") for c in segment.order_by] + [CONTACT]
     descending = [c.startswith("-") for c in segment.order_by] + [False]
-    rows = scores.filter(condition).sort(by, descending=descending, nulls_last=True)
+    # Only the columns the segment reads are filtered (copied): not the whole scores table.
+    rows = (
+        scores.select(segment_columns(segment, scores.columns))
+        .filter(condition)
+        .sort(by, descending=descending, nulls_last=True)
+    )
     return rows.select(pl.col(CONTACT).alias(key), *[c for c in wanted if c != CONTACT])
+
+
+def _export_columns(segment: Segment, available: list[str]) -> tuple[str, ...]:
+    if segment.columns is not None:
+        return segment.columns
+    return tuple(c for c in DEFAULT_COLUMNS if c in available)
+
+
+def segment_columns(segment: Segment, available: list[str]) -> list[str]:
+    """The scores columns a segment reads: id, condition, suppression, export and ranking."""
+    named = [
+        CONTACT,
+        *segment.condition.meta.root_names(),
+        *(SUPPRESSED.meta.root_names() if segment.mailing else ()),
+        *_export_columns(segment, available),
+        *(c.removeprefix("-") for c in segment.order_by),
+    ]
+    return list(dict.fromkeys(named))
 
 
 def defuse_formulas(frame: pl.DataFrame) -> pl.DataFrame:
@@ -440,14 +461,32 @@ def _parquet_provenance(path: Path) -> dict[str, Any]:
     return found
 
 
-def read_scores(path: Path) -> pl.DataFrame:
-    """Read a scores file written by ``engscore score`` (.parquet or .csv)."""
+def read_scores(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """Read a scores file written by ``engscore score`` (.parquet or .csv); only ``columns``
+    when given."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         if path.suffix.lower() == ".csv":
-            return pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
-        return pl.read_parquet(path)
+            return pl.read_csv(
+                path, try_parse_dates=True, infer_schema_length=None, columns=columns
+            )
+        return pl.read_parquet(path, columns=columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
+
+
+def scores_schema(path: Path) -> pl.Schema:
+    """The columns of a scores file: a Parquet file's from its footer (a CSV file's types
+    are inferred from all its rows, as ``read_scores`` does)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pl.scan_csv(
+                path, try_parse_dates=True, infer_schema_length=None
+            ).collect_schema()
+        return pl.Schema(pl.read_parquet_schema(path))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
 
@@ -512,8 +551,11 @@ def run_segment(request: SegmentRequest) -> SegmentReport:
     segments = plan_segments(rules_file.rules, defined, doc, key, builtin, window, as_of)
     if not segments:
         raise ConfigError("no segments to write: the built-in playbook is off and none defined")
-    scores = read_scores(scores_path)
-    check_segments(segments, scores.schema)
+    schema = scores_schema(scores_path)
+    check_segments(segments, schema)
+    # Only the columns some segment reads: a 4M-contact scores table is over a gigabyte.
+    needed = [c for s in segments for c in segment_columns(s, list(schema))]
+    scores = read_scores(scores_path, list(dict.fromkeys(needed)))
     compare = request.compare
     recover_interrupted(request.output)
     if compare is None and (request.output / "manifest.json").is_file():
