@@ -327,12 +327,19 @@ def _assert_scored_like_a_plain_file(
         assert scores.equals(expected)
 
 
-def test_store_numbers_contacts_for_good(
-    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def first_loaded(example_data: Path, tmp_path: Path) -> tuple[EventStore, Path]:
+    """A store holding the first export, and the second export (not loaded yet)."""
     first, second = split_exports(example_data, tmp_path)
     store = EventStore(tmp_path / "store")
     append(store, [str(first)])
+    return store, second
+
+
+def test_store_numbers_contacts_for_good(
+    first_loaded: tuple[EventStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, second = first_loaded
     numbers = pl.read_parquet(store.root / "contacts.parquet")
     assert numbers[CONTACT_KEY].to_list() == list(range(numbers.height))  # dense, from 0
     append(store, [str(second)])
@@ -355,11 +362,9 @@ def test_store_numbers_contacts_for_good(
 
 
 def test_compact_numbers_a_store_made_before_numbering(
-    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    first_loaded: tuple[EventStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = split_exports(example_data, tmp_path)
-    store = EventStore(tmp_path / "store")
-    append(store, [str(first)])
+    store, second = first_loaded
     numbered = _store_scores(store, monkeypatch)
     # What an older engscore left: no contacts file, no numbers in the event files.
     (store.root / "contacts.parquet").unlink()
@@ -383,11 +388,9 @@ def test_compact_numbers_a_store_made_before_numbering(
 
 
 def test_a_file_without_numbers_makes_the_store_unnumbered_until_compact(
-    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    first_loaded: tuple[EventStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = split_exports(example_data, tmp_path)
-    store = EventStore(tmp_path / "store")
-    append(store, [str(first)])
+    store, second = first_loaded
     # An older engscore appends a month file without the numbers.
     older = store.events_folder / "2026-10" / "part-older.parquet"
     older.parent.mkdir(parents=True, exist_ok=True)
