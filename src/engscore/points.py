@@ -76,11 +76,14 @@ def _optional(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataTyp
     return pl.col(name).cast(dtype) if name in schema else pl.lit(None, dtype=dtype)
 
 
-def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+def counted_events(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, presorted: bool = False
+) -> pl.LazyFrame:
     """Events at or before ``as_of`` with ``_drop``: null when the event counts, else why not.
 
     Steps 1-3 of the SPEC: machine exclusion, reset on events, reset after inactivity and the
-    latest engagement streak.
+    latest engagement streak. ``presorted``: ``events`` are sorted by contact, then time (an
+    ``engscore ingest`` output), which spares the streak rule its sort.
     """
     schema = events.collect_schema()
     # Only events some rule, reset or the engagement test looks at matter here: dropping the
@@ -103,7 +106,10 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
             .group_by(CONTACT)
             .agg(_reset_at=pl.col(TIMESTAMP).max())
         )
-        base = base.join(resets, on=CONTACT, how="left")
+        # Keeping the order costs little and keeps ``presorted`` true for the streak rule.
+        base = base.join(
+            resets, on=CONTACT, how="left", maintain_order="left" if presorted else None
+        )
         reasons.append((pl.col(TIMESTAMP) <= pl.col("_reset_at"), RESET))
         after_reset = pl.col("_reset_at").is_null() | (pl.col(TIMESTAMP) > pl.col("_reset_at"))
     else:
@@ -114,7 +120,7 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
         engaged = base.filter(
             human & after_reset & pl.col(EVENT_TYPE).is_in(rules.engaged_events)
         ).select(CONTACT, TIMESTAMP)
-        streaks = _streaks(engaged, window).with_columns(
+        streaks = _streaks(engaged, window, presorted).with_columns(
             # Per contact, not per event: calendar arithmetic is not free.
             _active=window.add_expr(pl.col("_last_engaged")) > as_of
         )
@@ -127,21 +133,22 @@ def counted_events(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.La
     return base.with_columns(_drop=drop)
 
 
-def _streaks(engaged: pl.LazyFrame, window: Duration) -> pl.LazyFrame:
+def _streaks(engaged: pl.LazyFrame, window: Duration, presorted: bool = False) -> pl.LazyFrame:
     """Per contact, the last engagement and the first event of the latest streak.
 
     The streak starts at the last engagement that follows a gap of at least ``window``
     (calendar arithmetic) since the one before, or at the first engagement. One sort of all
     engagements by (contact, time) and a shift find each one's predecessor: far cheaper than
-    sorting inside every contact's group.
+    sorting inside every contact's group; ``presorted`` engagements need no sort at all (0.3 s
+    of 3.2 on 20M events).
     """
     stamp = pl.col(TIMESTAMP)
     same_contact = pl.col(CONTACT) == pl.col(CONTACT).shift(1)
     previous = pl.when(same_contact).then(stamp.shift(1))
     starts = pl.col("_previous").is_null() | (window.add_expr(pl.col("_previous")) <= stamp)
+    ordered = engaged if presorted else engaged.sort(CONTACT, TIMESTAMP)
     return (
-        engaged.sort(CONTACT, TIMESTAMP)
-        .with_columns(_previous=previous)
+        ordered.with_columns(_previous=previous)
         .group_by(CONTACT)
         .agg(_last_engaged=stamp.max(), _streak_start=latest(stamp, starts))
     )
@@ -345,7 +352,9 @@ def _factor_of(stamp: pl.Expr, rules: Rules, as_of: datetime) -> pl.Expr:
     return pl.lit(0.5).pow(age_days / half_life)
 
 
-def rule_totals(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+def rule_totals(
+    events: pl.LazyFrame, rules: Rules, as_of: datetime, presorted: bool = False
+) -> pl.LazyFrame:
     """Per contact, each point rule's total after ``once``/``unique_by`` and its cap.
 
     The same numbers the ledger adds up, computed the fast way: rules that count every match
@@ -356,7 +365,7 @@ def rule_totals(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyF
     # Excluded machine events never count, start a reset or a streak: dropping them before the
     # reset and streak joins gives the same totals with less to join.
     human = events.filter(~excluded_machine(rules, events.collect_schema()))
-    counted = counted_events(human, rules, as_of).filter(
+    counted = counted_events(human, rules, as_of, presorted).filter(
         pl.col("_drop").is_null()
         & pl.col(EVENT_TYPE).is_in(sorted({t for rule in rules.points for t in rule.event}))
     )
@@ -411,13 +420,18 @@ def rule_totals(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyF
 
 
 def group_totals(
-    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    contacts: pl.LazyFrame | None = None,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
-    """Per contact, ``score_<group>``: the group's rule totals plus its profile points."""
+    """Per contact, ``score_<group>``: the group's rule totals plus its profile points
+    (``presorted``: see ``counted_events``)."""
     columns = {
         g: [f"_rule{i}" for i, r in enumerate(rules.points) if r.group == g] for g in rules.groups
     }
-    totals = rule_totals(events, rules, as_of).select(
+    totals = rule_totals(events, rules, as_of, presorted).select(
         CONTACT,
         *(
             (pl.sum_horizontal(names) if names else pl.lit(0.0)).alias(f"score_{g}")
@@ -454,16 +468,18 @@ def score_contacts(
     contacts: pl.LazyFrame | None = None,
     with_status: bool = False,
     ordered: bool = True,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """One row per contact with an event at or before ``as_of``: score, groups, grade, facts.
 
     ``with_status`` adds the inactivity status columns (``engscore.status``) in the same pass.
+    ``presorted`` says the events are sorted by contact, then time (see ``counted_events``).
 
     ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by
     ``contact_id`` unless ``ordered`` is false (for callers that sort later anyway); the query
     is lazy, for the caller to collect once.
     """
-    sums = group_totals(events, rules, as_of, contacts)
+    sums = group_totals(events, rules, as_of, contacts, presorted)
     group_columns = score_columns(rules)
     facts = contact_facts(events, rules, as_of, with_status)
     total = pl.sum_horizontal(group_columns)

@@ -115,25 +115,36 @@ def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
 
 
 def contact_query(
-    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    contacts: pl.LazyFrame | None = None,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """Everything per contact that needs only that contact's events: points, facts, status.
 
     Columns follow SPEC section 5: the points columns, with ``status``, ``seasonal`` and
-    ``unengaged`` after ``days_since_engaged``. Not sorted.
+    ``unengaged`` after ``days_since_engaged``. Not sorted. ``presorted``: the events are
+    sorted by contact, then time.
     """
-    return score_contacts(events, rules, as_of, contacts, with_status=True, ordered=False)
+    return score_contacts(
+        events, rules, as_of, contacts, with_status=True, ordered=False, presorted=presorted
+    )
 
 
 def scores_query(
-    events: pl.LazyFrame, rules: Rules, as_of: datetime, contacts: pl.LazyFrame | None = None
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    contacts: pl.LazyFrame | None = None,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """The scores file (without predictions) as one lazy query, sorted by ``contact_id``.
 
     RFM columns come last (null for contacts who never bought).
     """
     rfm = rfm_scores(events, rules.rfm, as_of)
-    return _with_rfm(contact_query(events, rules, as_of, contacts), rfm)
+    return _with_rfm(contact_query(events, rules, as_of, contacts, presorted), rfm)
 
 
 def _with_rfm(per_contact: pl.LazyFrame, rfm: pl.LazyFrame) -> pl.LazyFrame:
@@ -160,7 +171,7 @@ SCORE_BUCKET_ROWS = 5_000_000
 def _sorted_file_bounds(prepared: PreparedScoring, buckets: int, column: str) -> list[Any] | None:
     """Values of ``column`` (``contact_id`` or ingest's contact numbers) that cut a
     contact-sorted events file into ``buckets`` row-group ranges."""
-    if len(prepared.files) != 1 or prepared.files[0].preset != "engscore events":
+    if not _presorted(prepared):
         return None
     try:
         metadata = pq.ParquetFile(prepared.files[0].path).metadata
@@ -240,7 +251,9 @@ def _bucketed(
     for selection in selections:
         mine = events.filter(selection)
         theirs = prepared.contacts.filter(selection) if prepared.contacts is not None else None
-        part = contact_query(mine, rules, as_of, theirs).collect(engine="streaming")
+        part = contact_query(mine, rules, as_of, theirs, _presorted(prepared)).collect(
+            engine="streaming"
+        )
         # Ranges in order, each sorted: together sorted, without sorting the whole table.
         parts.append(part.sort(CONTACT) if bounds is not None else part)
     rfm = rfm_scores(events, rules.rfm, as_of).collect(engine="streaming")
@@ -249,6 +262,12 @@ def _bucketed(
     scores = pl.concat(parts, rechunk=False)
     del parts
     return _beside(scores, rfm)
+
+
+def _presorted(prepared: PreparedScoring) -> bool:
+    """Whether the events are sorted by contact, then time: one ``engscore ingest`` output
+    (in contact-number order too, since ingest numbers contacts in id order)."""
+    return len(prepared.files) == 1 and prepared.files[0].preset == "engscore events"
 
 
 #: The text contact ids while ``contact_id`` holds contact numbers (ingest's or a store's).
@@ -346,9 +365,9 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
             if buckets > 1:
                 scores = _bucketed(prepared, events, ranges, rules, as_of, buckets)
             else:
-                scores = scores_query(events, rules, as_of, prepared.contacts).collect(
-                    engine="streaming"
-                )
+                scores = scores_query(
+                    events, rules, as_of, prepared.contacts, _presorted(prepared)
+                ).collect(engine="streaming")
             predicted = predicting.result()
             ids = naming.result() if naming is not None else None
         prepared.predictions = predicted
