@@ -249,3 +249,33 @@ def test_rules_reading_contact_id_score_on_the_text_ids(example_data: Path, tmp_
                                      rules_path=rules))
     )  # fmt: skip
     assert compute_scores(prepared).equals(by_id)
+
+
+def test_ingest_outputs_glued_together_are_not_trusted_to_be_sorted(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another tool concatenating two ingest outputs keeps their Parquet marks; the contact
+    # numbers then clash and the rows are out of order, which the row groups show.
+    import pyarrow as pa
+
+    from engscore import outputs
+    from engscore.ingest import ingest_to_file
+
+    monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
+    events = pl.read_parquet(example_data / "events.parquet")
+    halves = []
+    for name, half in (
+        ("early", events.filter(pl.col("timestamp") < utc(2025, 6, 1))),
+        ("late", events.filter(pl.col("timestamp") >= utc(2025, 6, 1))),
+    ):
+        raw = tmp_path / f"{name}-raw.parquet"
+        half.write_parquet(raw)
+        ingest_to_file([str(raw)], tmp_path / f"{name}.parquet")
+        halves.append(pq.read_table(tmp_path / f"{name}.parquet"))
+    glued = tmp_path / "glued.parquet"
+    pq.write_table(pa.concat_tables(halves), glued, row_group_size=2_000)
+    prepared = prepare_scoring(ScoreRequest(events=[str(glued)], as_of=AS_OF))
+    assert prepared.files[0].preset == "engscore events"  # still read as canonical
+    assert not prepared.presorted and prepared.keyed is None
+    expected = compute_scores(prepare_scoring(request(example_data)))
+    assert compute_scores(prepared).equals(expected)

@@ -116,6 +116,8 @@ class LoadedEvents:
     spill: _Spill | None = None
     #: The events with ``CONTACT_KEY`` (an ``engscore ingest`` Parquet output), else None.
     keyed: pl.LazyFrame | None = None
+    #: True when the events are sorted by contact, then time (one ``engscore ingest`` output).
+    presorted: bool = False
     #: ``contact_id`` -> ``CONTACT_KEY`` when kept apart from the events (a store's).
     contact_numbers: pl.LazyFrame | None = None
 
@@ -153,19 +155,43 @@ def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
         return None  # the normal path reports what is wrong with the file
     if metadata.get(EVENTS_METADATA_KEY) != EVENTS_FORMAT_VERSION:
         return None
-    rows = pq.read_metadata(items[0].path).num_rows
+    footer = pq.read_metadata(items[0].path)
     scan = pl.scan_parquet(items[0].path)
-    keyed = metadata.get(CONTACT_KEY_METADATA) == CONTACT_KEY_VERSION
+    # The marks travel with the schema, so a file glued together from two ingest outputs by
+    # another tool keeps them: the row-group statistics tell whether the order still holds.
+    ordered = _ascending_row_groups(footer, CONTACT)
+    keyed = (
+        ordered
+        and metadata.get(CONTACT_KEY_METADATA) == CONTACT_KEY_VERSION
+        and _ascending_row_groups(footer, CONTACT_KEY)
+    )
     return LoadedEvents(
         valid=scan.drop(CONTACT_KEY, strict=False),
         keyed=scan if keyed else None,
-        files=[FileReport(items[0].path, "engscore events", True, rows, 0)],
+        files=[FileReport(items[0].path, "engscore events", True, footer.num_rows, 0)],
         rejects=_no_rejects(),
         rows_rejected=0,
         reject_reasons={},
         machine_open_seconds=0.0,
         prepared=True,
+        presorted=ordered,
     )
+
+
+def _ascending_row_groups(footer: pq.FileMetaData, column: str) -> bool:
+    """Whether ``column``'s row groups follow each other in order (each one's maximum at or
+    below the next one's minimum), by their statistics; False when any are missing."""
+    try:
+        index = footer.schema.names.index(column)
+    except ValueError:
+        return False
+    bounds = []
+    for group in range(footer.num_row_groups):
+        stats = footer.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return False
+        bounds.append((stats.min, stats.max))
+    return all(high <= low for (_, high), (low, _) in zip(bounds, bounds[1:], strict=False))
 
 
 def _store_events(root: Path) -> LoadedEvents:

@@ -72,6 +72,8 @@ class PreparedScoring:
     keyed: pl.LazyFrame | None = None
     #: ``contact_id`` -> number, when kept apart from the events (a store's).
     contact_numbers: pl.LazyFrame | None = None
+    #: The events are sorted by contact, then time (one ``engscore ingest`` output).
+    presorted: bool = False
     #: Set by ``compute_scores``: the fitted models (or why there are none).
     predictions: PredictResult | None = None
 
@@ -111,6 +113,7 @@ def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
         warnings=warnings,
         keyed=loaded.keyed,
         contact_numbers=loaded.contact_numbers,
+        presorted=loaded.presorted,
     )
 
 
@@ -267,7 +270,7 @@ def _bucketed(
 def _presorted(prepared: PreparedScoring) -> bool:
     """Whether the events are sorted by contact, then time: one ``engscore ingest`` output
     (in contact-number order too, since ingest numbers contacts in id order)."""
-    return len(prepared.files) == 1 and prepared.files[0].preset == "engscore events"
+    return prepared.presorted and len(prepared.files) == 1
 
 
 #: The text contact ids while ``contact_id`` holds contact numbers (ingest's or a store's).
