@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -178,20 +178,29 @@ def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
     )
 
 
-def _ascending_row_groups(footer: pq.FileMetaData, column: str) -> bool:
-    """Whether ``column``'s row groups follow each other in order (each one's maximum at or
-    below the next one's minimum), by their statistics; False when any are missing."""
+def row_group_ranges(footer: pq.FileMetaData, column: str) -> list[tuple[Any, Any]] | None:
+    """(min, max) of ``column`` in each row group, from the statistics; None when the column
+    or any statistics are missing."""
     try:
         index = footer.schema.names.index(column)
     except ValueError:
-        return False
-    bounds = []
+        return None
+    ranges = []
     for group in range(footer.num_row_groups):
         stats = footer.row_group(group).column(index).statistics
         if stats is None or not stats.has_min_max:
-            return False
-        bounds.append((stats.min, stats.max))
-    return all(high <= low for (_, high), (low, _) in zip(bounds, bounds[1:], strict=False))
+            return None
+        ranges.append((stats.min, stats.max))
+    return ranges
+
+
+def _ascending_row_groups(footer: pq.FileMetaData, column: str) -> bool:
+    """Whether ``column``'s row groups follow each other in order (each one's maximum at or
+    below the next one's minimum)."""
+    ranges = row_group_ranges(footer, column)
+    return ranges is not None and all(
+        high <= low for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False)
+    )
 
 
 def _store_events(root: Path) -> LoadedEvents:
@@ -201,10 +210,11 @@ def _store_events(root: Path) -> LoadedEvents:
     store = EventStore(root)
     parts = store.part_files()
     rows = sum(pq.read_metadata(p).num_rows for p in parts)
+    keyed = store.keyed_scan()
     return LoadedEvents(
         valid=store.scan(),
-        keyed=store.keyed_scan(),
-        contact_numbers=pl.scan_parquet(store.contacts_file) if store.numbered else None,
+        keyed=keyed,
+        contact_numbers=pl.scan_parquet(store.contacts_file) if keyed is not None else None,
         files=[FileReport(root, "engscore store", True, rows, 0)],
         rejects=_no_rejects(),
         rows_rejected=0,

@@ -22,7 +22,13 @@ import pyarrow.parquet as pq
 from engscore import __version__
 from engscore.contacts import contacts_schema, load_contacts
 from engscore.errors import DataError
-from engscore.ingest import CONTACT_KEY, FileReport, IngestOptions, load_events
+from engscore.ingest import (
+    CONTACT_KEY,
+    FileReport,
+    IngestOptions,
+    load_events,
+    row_group_ranges,
+)
 from engscore.outputs import output_format, sha256_file, shown_path, write_frame, write_json
 from engscore.points import CONTACT, score_contacts
 from engscore.predict import PredictResult, predict_contacts
@@ -174,19 +180,15 @@ SCORE_BUCKET_ROWS = 5_000_000
 def _sorted_file_bounds(prepared: PreparedScoring, buckets: int, column: str) -> list[Any] | None:
     """Values of ``column`` (``contact_id`` or ingest's contact numbers) that cut a
     contact-sorted events file into ``buckets`` row-group ranges."""
-    if not _presorted(prepared):
+    if not prepared.presorted:
         return None
     try:
-        metadata = pq.ParquetFile(prepared.files[0].path).metadata
-        index = metadata.schema.names.index(column)
-        starts = [
-            metadata.row_group(i).column(index).statistics for i in range(metadata.num_row_groups)
-        ]
-        mins = [s.min for s in starts if s is not None and s.has_min_max]
-    except (OSError, ValueError, pa.ArrowException):
+        ranges = row_group_ranges(pq.ParquetFile(prepared.files[0].path).metadata, column)
+    except (OSError, pa.ArrowException):
         return None
-    if len(mins) != metadata.num_row_groups or len(mins) < 2:
+    if ranges is None or len(ranges) < 2:
         return None
+    mins = [low for low, _ in ranges]
     step = len(mins) / buckets
     cuts = sorted({mins[round(step * k)] for k in range(1, buckets) if round(step * k) < len(mins)})
     return cuts or None
@@ -196,11 +198,12 @@ def _sorted_file_bounds(prepared: PreparedScoring, buckets: int, column: str) ->
 _SAMPLE_ONE_IN = 64
 
 
-def _sampled_bounds(events: pl.LazyFrame, buckets: int, column: str) -> list[Any] | None:
-    """Values of ``column`` that cut the events into ``buckets`` ranges of about equal rows."""
+def _sampled_bounds(events: pl.LazyFrame, buckets: int) -> list[Any] | None:
+    """Contacts (ids or numbers) that cut the events into ``buckets`` ranges of about equal
+    rows."""
     sampled = (
-        events.select(column)
-        .filter(pl.col(column).hash(seed=1) % _SAMPLE_ONE_IN == 0)
+        events.select(CONTACT)
+        .filter(pl.col(CONTACT).hash(seed=1) % _SAMPLE_ONE_IN == 0)
         .collect(engine="streaming")
         .to_series()
         .sort()
@@ -211,36 +214,26 @@ def _sampled_bounds(events: pl.LazyFrame, buckets: int, column: str) -> list[Any
     return sorted(c for c in cuts if c is not None) or None
 
 
-@dataclass(frozen=True)
-class _Ranges:
-    """What cuts the events into contact ranges: a column of the events, and its name in the
-    Parquet file (for row-group statistics)."""
-
-    column: str = CONTACT
-    file_column: str = CONTACT
-
-
 def _bucketed(
     prepared: PreparedScoring,
     events: pl.LazyFrame,
-    ranges: _Ranges,
+    file_column: str,
     rules: Rules,
     as_of: datetime,
     buckets: int,
 ) -> pl.DataFrame:
-    """Score contact by contact bucket: each pass holds about 1/``buckets`` of the events.
+    """Score contact by contact bucket: each pass holds about 1/``buckets`` of the events
+    (``file_column``: the Parquet column holding the events' ``contact_id``).
 
     Points, facts and status only need a contact's own events, so contacts are split by a hash
     of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
     on the purchases, which are few. The result does not depend on the split.
     """
-    bounds = _sorted_file_bounds(prepared, buckets, ranges.file_column) or _sampled_bounds(
-        events, buckets, ranges.column
-    )
+    bounds = _sorted_file_bounds(prepared, buckets, file_column) or _sampled_bounds(events, buckets)
     if bounds is not None:
         # Contiguous contact ranges: on contact-sorted files (an `engscore ingest` output, the
         # store's month files) each pass reads only its own row groups (Parquet statistics).
-        contact = pl.col(ranges.column)
+        contact = pl.col(CONTACT)
         edges: list[Any] = [None, *bounds, None]
         selections = [
             (contact >= low if low is not None else pl.lit(True))
@@ -254,7 +247,7 @@ def _bucketed(
     for selection in selections:
         mine = events.filter(selection)
         theirs = prepared.contacts.filter(selection) if prepared.contacts is not None else None
-        part = contact_query(mine, rules, as_of, theirs, _presorted(prepared)).collect(
+        part = contact_query(mine, rules, as_of, theirs, prepared.presorted).collect(
             engine="streaming"
         )
         # Ranges in order, each sorted: together sorted, without sorting the whole table.
@@ -267,19 +260,12 @@ def _bucketed(
     return _beside(scores, rfm)
 
 
-def _presorted(prepared: PreparedScoring) -> bool:
-    """Whether the events are sorted by contact, then time: one ``engscore ingest`` output
-    (in contact-number order too, since ingest numbers contacts in id order)."""
-    return prepared.presorted and len(prepared.files) == 1
-
-
 #: The text contact ids while ``contact_id`` holds contact numbers (ingest's or a store's).
 _CONTACT_TEXT = "_contact_text"
 
 
-def _numbered(prepared: PreparedScoring) -> tuple[pl.LazyFrame, _Ranges] | None:
-    """The events with ``contact_id`` replaced by their contact numbers, when usable, and how
-    to cut them into contact ranges.
+def _numbered(prepared: PreparedScoring) -> pl.LazyFrame | None:
+    """The events with ``contact_id`` replaced by their contact numbers, when usable.
 
     Grouping and joining on integers instead of e-mail strings saves a fifth of the scoring
     time on a contact-sorted file and two fifths on a store's month files. Not used when a
@@ -293,10 +279,9 @@ def _numbered(prepared: PreparedScoring) -> tuple[pl.LazyFrame, _Ranges] | None:
             read |= set(rule.condition.meta.root_names())
         if CONTACT in read:
             return None
-    numbered = prepared.keyed.rename({CONTACT: _CONTACT_TEXT, CONTACT_KEY: CONTACT})
     # Ranges of numbers read little of each file: an ingest output and a store's month files
     # are sorted by number (an ingest output numbers in id order, so also by id).
-    return numbered, _Ranges(CONTACT, CONTACT_KEY)
+    return prepared.keyed.rename({CONTACT: _CONTACT_TEXT, CONTACT_KEY: CONTACT})
 
 
 def _contact_ids(numbered: pl.LazyFrame, numbers: pl.LazyFrame | None) -> pl.DataFrame:
@@ -353,23 +338,24 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
     as_of = prepared.request.as_of
     rows = sum(f.rows_read for f in prepared.files)
     buckets = max(1, -(-rows // SCORE_BUCKET_ROWS))
-    numbering = _numbered(prepared)
-    events, ranges = numbering or (prepared.events, _Ranges())
+    numbered = _numbered(prepared)
+    events = prepared.events if numbered is None else numbered
     try:
         # The models' fit is Python and numpy (plus a 0.3 s scipy import) while the scoring
         # query runs in Polars' threads without the GIL: running both at once overlaps them.
         with ThreadPoolExecutor(max_workers=1) as pool:
             predicting = pool.submit(predict_contacts, events, rules, as_of)
             naming = (
-                pool.submit(_contact_ids, events, prepared.contact_numbers)
-                if numbering is not None
+                pool.submit(_contact_ids, numbered, prepared.contact_numbers)
+                if numbered is not None
                 else None
             )
             if buckets > 1:
-                scores = _bucketed(prepared, events, ranges, rules, as_of, buckets)
+                file_column = CONTACT if numbered is None else CONTACT_KEY
+                scores = _bucketed(prepared, events, file_column, rules, as_of, buckets)
             else:
                 scores = scores_query(
-                    events, rules, as_of, prepared.contacts, _presorted(prepared)
+                    events, rules, as_of, prepared.contacts, prepared.presorted
                 ).collect(engine="streaming")
             predicted = predicting.result()
             ids = naming.result() if naming is not None else None

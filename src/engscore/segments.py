@@ -461,17 +461,20 @@ def _parquet_provenance(path: Path) -> dict[str, Any]:
     return found
 
 
+def _scan_scores(path: Path) -> pl.LazyFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() == ".csv":
+        return pl.scan_csv(path, try_parse_dates=True, infer_schema_length=None)
+    return pl.scan_parquet(path)
+
+
 def read_scores(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
     """Read a scores file written by ``engscore score`` (.parquet or .csv); only ``columns``
     when given."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    scan = _scan_scores(path)
     try:
-        if path.suffix.lower() == ".csv":
-            return pl.read_csv(
-                path, try_parse_dates=True, infer_schema_length=None, columns=columns
-            )
-        return pl.read_parquet(path, columns=columns)
+        return (scan if columns is None else scan.select(columns)).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
 
@@ -479,14 +482,8 @@ def read_scores(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
 def scores_schema(path: Path) -> pl.Schema:
     """The columns of a scores file: a Parquet file's from its footer (a CSV file's types
     are inferred from all its rows, as ``read_scores`` does)."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
     try:
-        if path.suffix.lower() == ".csv":
-            return pl.scan_csv(
-                path, try_parse_dates=True, infer_schema_length=None
-            ).collect_schema()
-        return pl.Schema(pl.read_parquet_schema(path))
+        return _scan_scores(path).collect_schema()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
 

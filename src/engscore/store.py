@@ -124,8 +124,8 @@ class EventStore:
         return pl.scan_parquet(parts, hive_partitioning=False, missing_columns="insert")
 
     def contact_numbers(self) -> pl.DataFrame:
-        """``contact_id`` -> ``CONTACT_KEY`` of every contact the store has numbered."""
-        if not self.numbered:
+        """``contact_id`` -> ``CONTACT_KEY`` of every contact numbered so far (none yet: empty)."""
+        if not self.contacts_file.is_file():
             return pl.DataFrame(schema={CONTACT: pl.String, CONTACT_KEY: pl.UInt32})
         return pl.read_parquet(self.contacts_file)
 
@@ -176,7 +176,7 @@ def append(
     # The store keeps the canonical columns: exports differ in their extra columns.
     incoming = incoming.select(list(CANONICAL_SCHEMA))
     added = _new_rows(store, incoming)
-    if store.numbered or not store.part_files():
+    if not store.part_files() or store.numbered:
         # Numbers first: a run killed before its events land leaves only unused numbers.
         added = _numbered(store, added)
     months = _write_months(store, added)
@@ -224,7 +224,8 @@ def _numbered(store: EventStore, rows: pl.DataFrame) -> pl.DataFrame:
     fresh = (
         rows.select(pl.col(CONTACT).unique().sort()).join(known, on=CONTACT, how="anti").to_series()
     )
-    if fresh.len() or not store.numbered:
+    # A new store gets its (maybe empty) contacts file at once: it is numbered from the start.
+    if fresh.len() or not store.contacts_file.is_file():
         start = known.height  # numbers are dense: 0 .. height - 1
         numbers = pl.DataFrame(
             {CONTACT: fresh, CONTACT_KEY: pl.int_range(start, start + fresh.len(), eager=True)}
@@ -331,9 +332,8 @@ def compact(store: EventStore) -> int:
     numbers by an older engscore) is numbered afresh here: ``contacts.parquet`` is removed,
     every month is rewritten with the new numbers, and ``contacts.parquet`` is written last,
     so a kill leaves the store un-numbered (still correct, scored on text ids) and the next
-    ``compact`` numbers it again. Each month
-    folder is rebuilt beside itself and swapped in whole, so a kill leaves either the old files
-    or the new file, never both.
+    ``compact`` numbers it again. Each month folder is rebuilt beside itself and swapped in
+    whole, so a kill leaves either the old files or the new file, never both.
     """
     if not is_store(store.root):
         raise DataError(f"{store.root}: not an event store (no {CATALOGUE})")
