@@ -223,3 +223,11 @@ def test_segment_without_scores_is_a_clear_error(
     result = runner.invoke(app, ["segment", "--scores", "x.parquet"])
     assert result.exit_code == 1
     assert "x.parquet: file not found" in result.output
+    # Not a Parquet file: one line naming it, not an "unexpected" error; nothing written.
+    (tmp_path / "broken.parquet").write_text("not parquet\n")
+    for command in ("segment", "report"):
+        result = runner.invoke(app, [command, "--scores", "broken.parquet", "-o", "out"])
+        assert result.exit_code == 1, result.output
+        assert "broken.parquet: cannot read scores: " in result.output
+        assert "unexpected" not in result.output
+        assert not (tmp_path / "out").exists()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import __version__
@@ -445,7 +446,10 @@ def _recorded_scores(workdir: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def _parquet_provenance(path: Path) -> dict[str, Any]:
-    metadata = pq.read_metadata(path).metadata or {}
+    try:
+        metadata = pq.read_metadata(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
     found: dict[str, Any] = {}
     for raw_key, raw_value in metadata.items():
         key = raw_key.decode("utf-8", "replace")
