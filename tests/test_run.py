@@ -401,3 +401,27 @@ def test_a_file_without_numbers_makes_the_store_unnumbered_until_compact(
     compact(store)
     assert store.numbered
     _assert_scored_like_a_plain_file(store, tmp_path, monkeypatch)
+
+
+def test_an_unreadable_contacts_file_is_a_clear_error(
+    first_loaded: tuple[EventStore, Path], tmp_path: Path
+) -> None:
+    store, second = first_loaded
+    (store.root / "contacts.parquet").write_text("not parquet\n")
+    output = tmp_path / "scores.parquet"
+    for args in (
+        ["score", str(store.root), "--as-of", AS_OF, "-o", str(output)],
+        ["ingest", str(second), "--store", str(store.root)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "contacts.parquet: cannot read the contact numbers" in result.output
+        assert "delete it and run `engscore store compact`" in result.output
+        assert "unexpected" not in result.output
+    assert not output.exists()
+    # The way out the message gives works.
+    (store.root / "contacts.parquet").unlink()
+    compact(store)
+    assert store.numbered
+    result = runner.invoke(app, ["score", str(store.root), "--as-of", AS_OF, "-o", str(output)])
+    assert result.exit_code == 0, result.output

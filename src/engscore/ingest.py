@@ -118,8 +118,8 @@ class LoadedEvents:
     keyed: pl.LazyFrame | None = None
     #: True when the events are sorted by contact, then time (one ``engscore ingest`` output).
     presorted: bool = False
-    #: ``contact_id`` -> ``CONTACT_KEY`` when kept apart from the events (a store's).
-    contact_numbers: pl.LazyFrame | None = None
+    #: The file of ``contact_id`` -> ``CONTACT_KEY``, when kept apart from the events (a store's).
+    contact_numbers: Path | None = None
 
     @property
     def events(self) -> pl.LazyFrame:
@@ -214,7 +214,7 @@ def _store_events(root: Path) -> LoadedEvents:
     return LoadedEvents(
         valid=store.scan(),
         keyed=keyed,
-        contact_numbers=pl.scan_parquet(store.contacts_file) if keyed is not None else None,
+        contact_numbers=store.contacts_file if keyed is not None else None,
         files=[FileReport(root, "engscore store", True, rows, 0)],
         rejects=_no_rejects(),
         rows_rejected=0,

@@ -44,6 +44,7 @@ from engscore.rules import (
     load_rules,
 )
 from engscore.status import STATUSES
+from engscore.store import read_contact_numbers
 from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
 from engscore.timestamps import format_instant
 
@@ -76,8 +77,8 @@ class PreparedScoring:
     warnings: list[str]
     #: ``events`` with contact numbers (ingest's or a store's), when it has them (``_numbered``).
     keyed: pl.LazyFrame | None = None
-    #: ``contact_id`` -> number, when kept apart from the events (a store's).
-    contact_numbers: pl.LazyFrame | None = None
+    #: The file of ``contact_id`` -> number, when kept apart from the events (a store's).
+    contact_numbers: Path | None = None
     #: The events are sorted by contact, then time (one ``engscore ingest`` output).
     presorted: bool = False
     #: Set by ``compute_scores``: the fitted models (or why there are none).
@@ -284,13 +285,13 @@ def _numbered(prepared: PreparedScoring) -> pl.LazyFrame | None:
     return prepared.keyed.rename({CONTACT: _CONTACT_TEXT, CONTACT_KEY: CONTACT})
 
 
-def _contact_ids(numbered: pl.LazyFrame, numbers: pl.LazyFrame | None) -> pl.DataFrame:
-    """Contact number -> text id: from ``numbers`` (a store's) when given, else from the
+def _contact_ids(numbered: pl.LazyFrame, numbers: Path | None) -> pl.DataFrame:
+    """Contact number -> text id: from ``numbers`` (a store's file) when given, else from the
     events."""
     if numbers is not None:
-        return numbers.select(
+        return read_contact_numbers(numbers).select(
             pl.col(CONTACT_KEY).alias(CONTACT), pl.col(CONTACT).alias(_CONTACT_TEXT)
-        ).collect()
+        )
     number = pl.col(CONTACT)
     # Events are sorted by contact: the first row of each contact is where the number changes
     # (``unique`` keeps this right for any order).

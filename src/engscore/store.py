@@ -127,7 +127,7 @@ class EventStore:
         """``contact_id`` -> ``CONTACT_KEY`` of every contact numbered so far (none yet: empty)."""
         if not self.contacts_file.is_file():
             return pl.DataFrame(schema={CONTACT: pl.String, CONTACT_KEY: pl.UInt32})
-        return pl.read_parquet(self.contacts_file)
+        return read_contact_numbers(self.contacts_file)
 
 
 @dataclass(frozen=True)
@@ -233,6 +233,17 @@ def _numbered(store: EventStore, rows: pl.DataFrame) -> pl.DataFrame:
         known = pl.concat([known, numbers])
         _write_contact_numbers(store, known)
     return rows.join(known, on=CONTACT, how="left", maintain_order="left")
+
+
+def read_contact_numbers(path: Path) -> pl.DataFrame:
+    """A store's ``contacts.parquet``; DataError (naming it and the way out) when unreadable."""
+    try:
+        return pl.read_parquet(path, columns=[CONTACT, CONTACT_KEY])
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(
+            f"{path}: cannot read the contact numbers ({first_line(exc)}); delete it and run "
+            "`engscore store compact` to number the store again"
+        ) from exc
 
 
 def _write_contact_numbers(store: EventStore, numbers: pl.DataFrame) -> None:
