@@ -150,12 +150,12 @@ def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
     if len(items) != 1 or items[0].format != "parquet" or items[0].compressed:
         return None
     try:
-        metadata = pq.read_schema(items[0].path).metadata or {}
+        footer = pq.read_metadata(items[0].path)
     except (OSError, pa.ArrowException):
         return None  # the normal path reports what is wrong with the file
+    metadata = footer.metadata or {}
     if metadata.get(EVENTS_METADATA_KEY) != EVENTS_FORMAT_VERSION:
         return None
-    footer = pq.read_metadata(items[0].path)
     scan = pl.scan_parquet(items[0].path)
     # The marks travel with the schema, so a file glued together from two ingest outputs by
     # another tool keeps them: the row-group statistics tell whether the order still holds.
