@@ -262,6 +262,15 @@ def test_once_keeps_the_earliest_counted_match() -> None:
     assert statuses == ["earned", "once"]
 
 
+def test_once_without_decay_earns_nothing_without_a_match() -> None:
+    # Without decay the factor is a constant 1: a contact with other counted events but no
+    # match of the `once` rule must still get 0 from it (found by the property test).
+    bounce = {"name": "bounced", "event": "bounce", "points": -5, "once": True}
+    rules = rules_of(points=[OPEN_10, bounce])
+    events = [ev("a", "open", AS_OF), ev("b", "bounce", AS_OF), ev("b", "bounce", AS_OF)]
+    check_scores(events, rules, {"a": 10.0, "b": -5.0})
+
+
 def test_unique_by_counts_each_value_once_and_null_is_one_value() -> None:
     opened = {"name": "opened", "event": "open", "points": 10, "unique_by": ["campaign_id"]}
     clicked = {

@@ -217,6 +217,11 @@ def stable_sum(values: pl.Expr) -> pl.Expr:
     return fixed.cast(pl.Float64) / _FIXED_POINT
 
 
+def _fixed_point(values: pl.Expr) -> pl.Expr:
+    """Each value as ``stable_sum`` gives it alone: rounded to its 2**-40 units."""
+    return (values * _FIXED_POINT).round() / _FIXED_POINT
+
+
 def _cap_rows(rows: pl.LazyFrame, name: str, group: str, cap: float) -> pl.LazyFrame:
     total = stable_sum(pl.col("points"))
     adjustment = total.clip(-cap, cap) - total
@@ -378,9 +383,12 @@ def rule_totals(
         return found
 
     every = [(i, r) for i, r in enumerate(rules.points) if not (r.once or r.unique_by)]
-    keyed = [(i, r) for i, r in enumerate(rules.points) if r.once or r.unique_by]
+    # A ``once`` rule without keys earns for its contact's first match: a minimum in the
+    # shared pass, not a group_by and join of its own.
+    once = [(i, r) for i, r in enumerate(rules.points) if r.once and not r.unique_by]
+    keyed = [(i, r) for i, r in enumerate(rules.points) if r.unique_by]
     parts: list[pl.LazyFrame] = []
-    if every:
+    if every or once:
         earned = [
             pl.when(matches(r))
             .then(pl.lit(float(r.points)) * factor)
@@ -388,10 +396,25 @@ def rule_totals(
             .alias(f"_rule{i}")
             for i, r in every
         ]
+        firsts = [pl.when(matches(r)).then(pl.col(TIMESTAMP)).alias(f"_rule{i}") for i, r in once]
         parts.append(
-            counted.select(CONTACT, *earned)
+            counted.select(CONTACT, *earned, *firsts)
             .group_by(CONTACT)
-            .agg(stable_sum(pl.col(f"_rule{i}")).alias(f"_rule{i}") for i, _ in every)
+            .agg(
+                *(stable_sum(pl.col(f"_rule{i}")).alias(f"_rule{i}") for i, _ in every),
+                *(pl.col(f"_rule{i}").min() for i, _ in once),
+            )
+            .with_columns(
+                # Null (no match) stays null: the factor is a constant 1 without decay.
+                pl.when(pl.col(f"_rule{i}").is_not_null())
+                .then(
+                    _fixed_point(
+                        pl.lit(float(r.points)) * _factor_of(pl.col(f"_rule{i}"), rules, as_of)
+                    )
+                )
+                .alias(f"_rule{i}")
+                for i, r in once
+            )
         )
     for i, rule in keyed:
         first = (

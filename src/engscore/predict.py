@@ -86,6 +86,7 @@ import polars as pl
 from engscore.durations import Duration
 from engscore.errors import ConfigError
 from engscore.points import stable_sum
+from engscore.rfm import purchase_events
 from engscore.rules import Predict, Rfm, Rules
 
 
@@ -266,9 +267,7 @@ def purchase_summary(
         raise ConfigError(
             f"rfm: unknown column {rfm.amount_column!r} (events have: {', '.join(schema.names())})"
         )
-    purchases = events.filter(
-        (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(rfm.purchase_events)
-    )
+    purchases = purchase_events(events, rfm, as_of)
     amount = pl.col(rfm.amount_column).cast(pl.Float64).fill_null(0.0)
     days = purchases.group_by(CONTACT, pl.col(TIMESTAMP).dt.truncate("1d").alias("_day")).agg(
         _amount=stable_sum(amount)
@@ -659,28 +658,38 @@ class _GammaGamma:
                 "the spend model takes repeat buyers only: frequency > 0, monetary > 0"
             )
         self.x, self.m = x, m
-        self.log_m, self.log_x = np.log(m), np.log(x)
         self.mx = m * x
         self.n = float(x.size)
+        # The gamma-function terms depend on x alone, and repeat-purchase counts take few
+        # values: they are evaluated once per distinct x (the fit's cost was in them).
+        distinct, counts = np.unique(x, return_counts=True)
+        self.ux: FloatArray = distinct
+        self.cx: FloatArray = counts.astype(np.float64)
+        log_m = np.log(m)
+        self.sum_log_m = float(np.sum(log_m))
+        self.x_log_mx = _dot(x, log_m + np.log(x))
 
     def value(self, p: float, q: float, v: float) -> tuple[float, FloatArray]:
         """The log-likelihood and its gradient in ``(p, q, v)``."""
-        x, n = self.x, self.n
-        px = p * x
+        x, n, ux, cx = self.x, self.n, self.ux, self.cx
+        pu = p * ux
         vmx = v + self.mx
         log_vmx = np.log(vmx)
-        terms = (
-            special.gammaln(px + q)
-            - special.gammaln(px)
-            + (px - 1) * self.log_m
-            + px * self.log_x
-            - (px + q) * log_vmx
+        x_log_vmx = _dot(x, log_vmx)
+        sum_log_vmx = float(np.sum(log_vmx))
+        gammas = _dot(cx, special.gammaln(pu + q) - special.gammaln(pu))
+        ll = (
+            gammas
+            + p * self.x_log_mx
+            - self.sum_log_m
+            - p * x_log_vmx
+            - q * sum_log_vmx
+            + n * (q * math.log(v) - float(special.gammaln(q)))
         )
-        ll = float(np.sum(terms)) + n * (q * math.log(v) - float(special.gammaln(q)))
-        psi = special.digamma(px + q)
-        d_p = _dot(x, psi - special.digamma(px) + self.log_m + self.log_x - log_vmx)
-        d_q = float(np.sum(psi - log_vmx)) + n * (math.log(v) - float(special.digamma(q)))
-        d_v = n * q / v - float(np.sum((px + q) / vmx))
+        psi = special.digamma(pu + q)
+        d_p = _dot(cx * ux, psi - special.digamma(pu)) + self.x_log_mx - x_log_vmx
+        d_q = _dot(cx, psi) - sum_log_vmx + n * (math.log(v) - float(special.digamma(q)))
+        d_v = n * q / v - float(np.sum((p * x + q) / vmx))
         return ll, np.array([d_p, d_q, d_v])
 
     def __call__(self, theta: FloatArray) -> tuple[float, FloatArray]:

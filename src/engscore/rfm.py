@@ -271,6 +271,20 @@ def quantile_score(value: pl.Expr, bins: int, *, descending: bool = False) -> pl
     return (1 + (bins * (rank - 1)) // count).cast(SCORE_DTYPE)
 
 
+def purchase_events(events: pl.LazyFrame, config: Rfm, as_of: datetime) -> pl.LazyFrame:
+    """The purchase events at or before ``as_of``, with only the columns RFM and the
+    predictions read (``engscore.predict.purchase_summary`` uses the same definition).
+
+    Purchases are few: ``engscore score`` collects them once and runs both on the result.
+    """
+    schema = events.collect_schema()
+    wanted = (CONTACT, TIMESTAMP, EVENT_TYPE, config.amount_column, config.order_id_column)
+    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in schema]
+    return events.filter(
+        (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(config.purchase_events)
+    ).select(columns)
+
+
 def rfm_table(events: pl.LazyFrame, config: Rfm, as_of: datetime) -> pl.LazyFrame:
     """One row per buyer at ``as_of``: recency, frequency, monetary and their scores.
 
@@ -283,9 +297,7 @@ def rfm_table(events: pl.LazyFrame, config: Rfm, as_of: datetime) -> pl.LazyFram
             raise ConfigError(
                 f"rfm: unknown column {column!r} (events have: {', '.join(schema.names())})"
             )
-    purchases = events.filter(
-        (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(config.purchase_events)
-    )
+    purchases = purchase_events(events, config, as_of)
     if config.order_id_column is None:
         frequency = pl.len()
     else:

@@ -16,7 +16,6 @@ from engscore.cli.options import (
 )
 from engscore.config import config_path, init_project, load_project
 from engscore.errors import ConfigError
-from engscore.run import run_project
 from engscore.store import EventStore, compact, info
 from engscore.timestamps import format_instant, parse_instant
 from engscore.ui import human_int
@@ -65,6 +64,9 @@ def run_command(
     project = load_project(path)
     instant = parse_instant(as_of, project.config.inputs.timezone or "UTC") if as_of else None
     out = reporter()
+    # Imported here: the report's modules (jinja2, charts) would slow every other command.
+    from engscore.run import run_project
+
     summary = run_project(project, instant, wait, on_step=lambda name: out.info(f"step: {name}"))
     for note in summary.warnings:
         out.warning(note)

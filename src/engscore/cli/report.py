@@ -20,7 +20,6 @@ from engscore.cli.options import (
     ingest_options,
 )
 from engscore.config import command_defaults
-from engscore.report import ReportRequest, run_report
 from engscore.timestamps import parse_instant
 
 
@@ -70,6 +69,9 @@ def report_command(
 ) -> None:
     """Write a self-contained HTML report (no network needed to open it)."""
     project = command_defaults()
+    # Imported here: jinja2 and the charts would slow every other command.
+    from engscore.report import ReportRequest, run_report
+
     request = ReportRequest(
         workdir=Path.cwd(),
         output=output,
