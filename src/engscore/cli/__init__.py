@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import os
 
-# Set before numpy loads OpenBLAS: engscore does no linear algebra worth a thread, and
-# OpenBLAS's own threads would take CPU from Polars' (0.2 CPU-seconds a run on two cores).
+# Process tuning, set before numpy and Polars load (a user's own setting wins):
+# - engscore does no linear algebra worth a thread, and OpenBLAS's idle threads would take
+#   CPU from Polars' (0.2 CPU-seconds a score run on two cores);
+# - Polars' allocator (jemalloc) makes four arenas per core: one per core reuses freed memory
+#   more, for a quarter fewer page faults and 15% less peak memory (20M events, two cores).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault(
+    "_RJEM_MALLOC_CONF",
+    f"narenas:{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 2}",
+)
 
 import functools
 from collections.abc import Callable
