@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -202,3 +202,42 @@ def test_saturation_never_overshoots(instant: datetime, duration: Duration) -> N
         result.day < instant.day and Duration(1, "d").add_to(result).day == 1
     )
     assert result.time() == instant.time()
+
+
+calendar_durations = st.one_of(
+    st.builds(Duration, st.integers(min_value=1, max_value=24), st.just("m")),
+    st.builds(Duration, st.integers(min_value=1, max_value=3), st.just("y")),
+    st.builds(Duration, st.integers(min_value=1, max_value=400), st.sampled_from(("d", "w"))),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.tuples(instants, st.floats(min_value=-0.1, max_value=1.1), st.booleans()),
+        min_size=1,
+        max_size=30,
+    ),
+    calendar_durations,
+)
+def test_reached_expr_agrees_with_the_calendar(
+    rows: list[tuple[datetime, float, bool]], duration: Duration
+) -> None:
+    """``start + duration <= end`` with the calendar shortcut equals the plain comparison,
+    for gaps across the whole 28N..31N-day band (``position`` 0..1) and a little beyond."""
+    months = duration.months if not duration.is_fixed else 0
+    days = duration.days if duration.is_fixed else 28 * months
+    width = 3 * months + 1
+    starts = [start for start, _, _ in rows]
+    ends = [
+        None if missing else start + timedelta(days=days + position * width)
+        for start, position, missing in rows
+    ]
+    frame = pl.DataFrame(
+        {"start": starts, "end": ends},
+        schema={"start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
+    )
+    start, end = pl.col("start"), pl.col("end")
+    got = frame.select(duration.reached_expr(start, end)).to_series().to_list()
+    plain = frame.select(duration.add_expr(start) <= end).to_series().to_list()
+    assert got == plain

@@ -88,6 +88,20 @@ class Duration:
         """The Polars expression ``instant + self``."""
         return instant.dt.offset_by(self.polars_offset)
 
+    def reached_expr(self, start: pl.Expr, end: pl.Expr) -> pl.Expr:
+        """``start + self <= end`` (null where either is null), for columns of instants.
+
+        Calendar arithmetic costs per row, and ``N`` months are always between ``28 N`` and
+        ``31 N`` days: only gaps in that band are looked up in the calendar.
+        """
+        if self.is_fixed:
+            return self.add_expr(start) <= end
+        gap = end - start
+        shortest = timedelta(days=28 * self.months)
+        longest = timedelta(days=31 * self.months)
+        near = pl.when((gap >= shortest) & (gap < longest)).then(start)
+        return (gap >= longest) | (self.add_expr(near) <= end).fill_null(False)
+
 
 def _shift_months(instant: datetime, months: int) -> datetime:
     year, month0 = divmod(instant.month - 1 + months, 12)

@@ -145,7 +145,7 @@ def _streaks(engaged: pl.LazyFrame, window: Duration, presorted: bool = False) -
     stamp = pl.col(TIMESTAMP)
     same_contact = pl.col(CONTACT) == pl.col(CONTACT).shift(1)
     previous = pl.when(same_contact).then(stamp.shift(1))
-    starts = pl.col("_previous").is_null() | (window.add_expr(pl.col("_previous")) <= stamp)
+    starts = pl.col("_previous").is_null() | window.reached_expr(pl.col("_previous"), stamp)
     ordered = engaged if presorted else engaged.sort(CONTACT, TIMESTAMP)
     return (
         ordered.with_columns(_previous=previous)
@@ -335,7 +335,8 @@ def contact_facts(
         complained=(kind == "complaint").any(),
         hard_bounced=last_hard_bounce.is_not_null()
         & (last_delivered.is_null() | (last_delivered <= last_hard_bounce)),
-        **(status_aggregations(rules, as_of, human, kind) if with_status else {}),
+        # The status's last engagement is ``last_engaged_at``: not aggregated twice.
+        **(status_aggregations(rules, as_of, human, kind, False) if with_status else {}),
     )
     since = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_microseconds()
     facts = facts.with_columns(
@@ -343,7 +344,7 @@ def contact_facts(
     )
     if not with_status:
         return facts
-    return facts.with_columns(**status_columns(rules, as_of)).drop(
+    return facts.with_columns(**status_columns(rules, as_of, pl.col("last_engaged_at"))).drop(
         pl.selectors.starts_with("_status_")
     )
 

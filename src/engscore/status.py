@@ -122,10 +122,15 @@ def status_expr(last_engaged: pl.Expr, status: Status, as_of: datetime) -> pl.Ex
 
 
 def status_aggregations(
-    rules: Rules, as_of: datetime, human: pl.Expr, kind: pl.Expr | None = None
+    rules: Rules,
+    as_of: datetime,
+    human: pl.Expr,
+    kind: pl.Expr | None = None,
+    with_last_engaged: bool = True,
 ) -> dict[str, pl.Expr]:
     """The per-contact aggregations the status columns need (``human``: not a machine event;
-    ``kind``: the event type, ``event_type`` unless given).
+    ``kind``: the event type, ``event_type`` unless given; ``with_last_engaged`` false: the
+    caller aggregates the last engagement itself and passes it to ``status_columns``).
 
     For a ``group_by(contact_id)`` over the events at or before ``as_of``; ``status_columns``
     turns them into ``status``, ``seasonal`` and ``unengaged``. Split this way so the scores
@@ -140,8 +145,9 @@ def status_aggregations(
         cut["seasonal_from"], cut["seasonal_to"], closed="both"
     )
     recent = stamp > cut["unengaged_after"]
+    last_engaged = {"_status_last_engaged": latest(stamp, engaged)} if with_last_engaged else {}
     return {
-        "_status_last_engaged": latest(stamp, engaged),
+        **last_engaged,
         "_status_seasonal": seasonal.any(),
         "_status_has_delivered": (kind == "delivered").any(),
         "_status_delivered": (recent & (kind == "delivered")).sum(),
@@ -150,15 +156,20 @@ def status_aggregations(
     }
 
 
-def status_columns(rules: Rules, as_of: datetime) -> dict[str, pl.Expr]:
-    """``status``, ``seasonal``, ``unengaged`` from the ``status_aggregations`` columns."""
+def status_columns(
+    rules: Rules, as_of: datetime, last_engaged: pl.Expr | None = None
+) -> dict[str, pl.Expr]:
+    """``status``, ``seasonal``, ``unengaged`` from the ``status_aggregations`` columns (and
+    ``last_engaged`` when they were made without it)."""
+    if last_engaged is None:
+        last_engaged = pl.col("_status_last_engaged")
     mailed = (
         pl.when(pl.col("_status_has_delivered"))
         .then(pl.col("_status_delivered"))
         .otherwise(pl.col("_status_sent"))
     )
     return {
-        "status": status_expr(pl.col("_status_last_engaged"), rules.status, as_of),
+        "status": status_expr(last_engaged, rules.status, as_of),
         "seasonal": pl.col("_status_seasonal"),
         "unengaged": (mailed >= rules.status.unengaged_deliveries) & ~pl.col("_status_opened"),
     }
