@@ -77,13 +77,19 @@ def _optional(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataTyp
 
 
 def counted_events(
-    events: pl.LazyFrame, rules: Rules, as_of: datetime, presorted: bool = False
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    presorted: bool = False,
+    counting_only: bool = False,
 ) -> pl.LazyFrame:
     """Events at or before ``as_of`` with ``_drop``: null when the event counts, else why not.
 
     Steps 1-3 of the SPEC: machine exclusion, reset on events, reset after inactivity and the
     latest engagement streak. ``presorted``: ``events`` are sorted by contact, then time (an
-    ``engscore ingest`` output), which spares the streak rule its sort.
+    ``engscore ingest`` output), which spares the streak rule its sort. ``counting_only``:
+    just the events that count, without ``_drop`` (all the totals need, and cheaper: inactive
+    contacts leave at a join instead of being carried to the end).
     """
     schema = events.collect_schema()
     # Only events some rule, reset or the engagement test looks at matter here: dropping the
@@ -101,15 +107,11 @@ def counted_events(
     reasons: list[tuple[pl.Expr, str]] = [(pl.col("_machine"), MACHINE)]
 
     if rules.reset.on_events:
-        resets = (
-            base.filter(human & pl.col(EVENT_TYPE).is_in(rules.reset.on_events))
-            .group_by(CONTACT)
-            .agg(_reset_at=pl.col(TIMESTAMP).max())
-        )
-        # Keeping the order costs little and keeps ``presorted`` true for the streak rule.
-        base = base.join(
-            resets, on=CONTACT, how="left", maintain_order="left" if presorted else None
-        )
+        # A window rather than a join with per-contact resets: it builds the one new column
+        # where a join would gather every column of every event (the strings too), and it
+        # keeps the row order, so ``presorted`` still holds for the streak rule.
+        is_reset = human & pl.col(EVENT_TYPE).is_in(rules.reset.on_events)
+        base = base.with_columns(_reset_at=latest(pl.col(TIMESTAMP), is_reset).over(CONTACT))
         reasons.append((pl.col(TIMESTAMP) <= pl.col("_reset_at"), RESET))
         after_reset = pl.col("_reset_at").is_null() | (pl.col(TIMESTAMP) > pl.col("_reset_at"))
     else:
@@ -124,9 +126,16 @@ def counted_events(
             # Per contact, not per event: calendar arithmetic is not free.
             _active=window.add_expr(pl.col("_last_engaged")) > as_of
         )
-        base = base.join(streaks, on=CONTACT, how="left")
-        reasons.append((~pl.col("_active").fill_null(False), INACTIVE))
+        if counting_only:
+            active = streaks.filter(pl.col("_active")).select(CONTACT, "_streak_start")
+            base = base.join(active, on=CONTACT, how="inner")
+        else:
+            base = base.join(streaks, on=CONTACT, how="left")
+            reasons.append((~pl.col("_active").fill_null(False), INACTIVE))
         reasons.append((pl.col(TIMESTAMP) < pl.col("_streak_start"), BEFORE_STREAK))
+    if counting_only:
+        # A condition that is null (no reset, say) does not hold, as in ``_drop``'s when/then.
+        return base.filter(*(~condition.fill_null(False) for condition, _ in reasons))
     drop = pl.lit(None, dtype=pl.String)
     for condition, reason in reversed(reasons):
         drop = pl.when(condition).then(pl.lit(reason)).otherwise(drop)
@@ -371,9 +380,8 @@ def rule_totals(
     # Excluded machine events never count, start a reset or a streak: dropping them before the
     # reset and streak joins gives the same totals with less to join.
     human = events.filter(~excluded_machine(rules, events.collect_schema()))
-    counted = counted_events(human, rules, as_of, presorted).filter(
-        pl.col("_drop").is_null()
-        & pl.col(EVENT_TYPE).is_in(sorted({t for rule in rules.points for t in rule.event}))
+    counted = counted_events(human, rules, as_of, presorted, counting_only=True).filter(
+        pl.col(EVENT_TYPE).is_in(sorted({t for rule in rules.points for t in rule.event}))
     )
     factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
 
