@@ -119,6 +119,9 @@ def counted_events(
 
     window = rules.reset.after_inactive
     if window is not None:
+        # The events feed both the streak rule and the rest: one scan for both (without the
+        # cache the two projections differ and each branch reads the file on its own).
+        base = base.cache()
         engaged = base.filter(
             human & after_reset & pl.col(EVENT_TYPE).is_in(rules.engaged_events)
         ).select(CONTACT, TIMESTAMP)
