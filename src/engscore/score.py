@@ -312,14 +312,21 @@ def _with_contact_ids(columns: list[pl.Series], ids: pl.DataFrame) -> pl.DataFra
     """
     numbers = columns[0]
     assert numbers.name == CONTACT
-    text = (
-        numbers.to_frame()
-        .join(ids, on=CONTACT, how="left", maintain_order="left")
-        .get_column(_CONTACT_TEXT)
-        .alias(CONTACT)
-    )
+    ids = ids.sort(CONTACT)
+    keys = ids.get_column(CONTACT)
+    if keys.len() and keys[0] == 0 and keys[-1] == keys.len() - 1:
+        # Unique, sorted and from 0 to n - 1 (ingest and the store number densely): the id of
+        # number k is row k, a gather instead of a join.
+        text = ids.get_column(_CONTACT_TEXT).gather(numbers)
+    else:
+        text = (
+            numbers.to_frame()
+            .join(ids, on=CONTACT, how="left", maintain_order="left")
+            .get_column(_CONTACT_TEXT)
+        )
+    text = text.alias(CONTACT)
     columns[0] = text
-    if (text > text.shift(1)).all() is not False:
+    if text.is_sorted():
         return pl.DataFrame(columns)
     # Contacts numbered since the store began are out of id order. Sorted column by column,
     # each old column freed as its sorted copy is made: sorting the whole table at once would
