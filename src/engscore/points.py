@@ -9,6 +9,9 @@ to the score by construction.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
 from datetime import datetime
 
 import polars as pl
@@ -72,6 +75,18 @@ LEDGER_SCHEMA = pl.Schema(
 _ORDER = (TIMESTAMP, EVENT_TYPE, "event_id", "campaign_id", "url")
 
 
+def event_type_in(types: Iterable[str]) -> pl.Expr:
+    """``event_type`` is one of ``types``.
+
+    Equalities joined by ``|`` rather than ``is_in``: on a string column Polars hashes every
+    value for ``is_in`` and compares short strings in place for ``==``, two to three times
+    faster (the scoring query makes a dozen such tests per event).
+    """
+    column = pl.col(EVENT_TYPE)
+    tests = [column == t for t in dict.fromkeys(types)]
+    return functools.reduce(operator.or_, tests) if tests else pl.lit(False)
+
+
 def _optional(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
     return pl.col(name).cast(dtype) if name in schema else pl.lit(None, dtype=dtype)
 
@@ -99,9 +114,9 @@ def counted_events(
         | set(rules.reset.on_events)
         | set(rules.engaged_events)
     )
-    base = events.filter(
-        (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(relevant)
-    ).with_columns(_machine=excluded_machine(rules, schema))
+    base = events.filter((pl.col(TIMESTAMP) <= as_of) & event_type_in(relevant)).with_columns(
+        _machine=excluded_machine(rules, schema)
+    )
     human = ~pl.col("_machine")
     # (condition, reason) in order: the first that holds says why an event does not count.
     reasons: list[tuple[pl.Expr, str]] = [(pl.col("_machine"), MACHINE)]
@@ -110,7 +125,7 @@ def counted_events(
         # A window rather than a join with per-contact resets: it builds the one new column
         # where a join would gather every column of every event (the strings too), and it
         # keeps the row order, so ``presorted`` still holds for the streak rule.
-        is_reset = human & pl.col(EVENT_TYPE).is_in(rules.reset.on_events)
+        is_reset = human & event_type_in(rules.reset.on_events)
         base = base.with_columns(_reset_at=latest(pl.col(TIMESTAMP), is_reset).over(CONTACT))
         reasons.append((pl.col(TIMESTAMP) <= pl.col("_reset_at"), RESET))
         after_reset = pl.col("_reset_at").is_null() | (pl.col(TIMESTAMP) > pl.col("_reset_at"))
@@ -122,9 +137,9 @@ def counted_events(
         # The events feed both the streak rule and the rest: one scan for both (without the
         # cache the two projections differ and each branch reads the file on its own).
         base = base.cache()
-        engaged = base.filter(
-            human & after_reset & pl.col(EVENT_TYPE).is_in(rules.engaged_events)
-        ).select(CONTACT, TIMESTAMP)
+        engaged = base.filter(human & after_reset & event_type_in(rules.engaged_events)).select(
+            CONTACT, TIMESTAMP
+        )
         streaks = _streaks(engaged, window, presorted).with_columns(
             # Per contact, not per event: calendar arithmetic is not free.
             _active=window.add_expr(pl.col("_last_engaged")) > as_of
@@ -177,7 +192,7 @@ def event_ledger(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.Lazy
     factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
     parts: list[pl.LazyFrame] = []
     for rule in rules.points:
-        matches = pl.col(EVENT_TYPE).is_in(rule.event)
+        matches = event_type_in(rule.event)
         if rule.condition is not None:
             matches = matches & rule.condition.fill_null(False)
         matched = counted.filter(matches)
@@ -384,12 +399,12 @@ def rule_totals(
     # reset and streak joins gives the same totals with less to join.
     human = events.filter(~excluded_machine(rules, events.collect_schema()))
     counted = counted_events(human, rules, as_of, presorted, counting_only=True).filter(
-        pl.col(EVENT_TYPE).is_in(sorted({t for rule in rules.points for t in rule.event}))
+        event_type_in(sorted({t for rule in rules.points for t in rule.event}))
     )
     factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
 
     def matches(rule: PointRule) -> pl.Expr:
-        found = pl.col(EVENT_TYPE).is_in(rule.event)
+        found = event_type_in(rule.event)
         if rule.condition is not None:
             found = found & rule.condition.fill_null(False)
         return found

@@ -76,7 +76,7 @@ from typing import Any
 import polars as pl
 
 from engscore.errors import ConfigError
-from engscore.points import stable_sum
+from engscore.points import event_type_in, stable_sum
 from engscore.rules import Rfm, RfmSegment
 
 CONTACT = "contact_id"
@@ -281,7 +281,7 @@ def purchase_events(events: pl.LazyFrame, config: Rfm, as_of: datetime) -> pl.La
     wanted = (CONTACT, TIMESTAMP, EVENT_TYPE, config.amount_column, config.order_id_column)
     columns = [c for c in dict.fromkeys(wanted) if c is not None and c in schema]
     return events.filter(
-        (pl.col(TIMESTAMP) <= as_of) & pl.col(EVENT_TYPE).is_in(config.purchase_events)
+        (pl.col(TIMESTAMP) <= as_of) & event_type_in(config.purchase_events)
     ).select(columns)
 
 
