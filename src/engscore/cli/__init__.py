@@ -7,19 +7,6 @@ code the SPEC promises; any other exception too, unless ``--debug`` asks for the
 
 from __future__ import annotations
 
-import os
-
-# Process tuning, set before numpy and Polars load (a user's own setting wins):
-# - engscore does no linear algebra worth a thread, and OpenBLAS's idle threads would take
-#   CPU from Polars' (0.2 CPU-seconds a score run on two cores);
-# - Polars' allocator (jemalloc) makes four arenas per core: one per core reuses freed memory
-#   more, for a quarter fewer page faults and 15% less peak memory (20M events, two cores).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault(
-    "_RJEM_MALLOC_CONF",
-    f"narenas:{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 2}",
-)
-
 import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -27,8 +14,11 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from engscore import __version__
+from engscore.cli.tuning import tune_process
 from engscore.errors import EXIT_DATA, EngscoreError
 from engscore.ui import LogFormat, Reporter
+
+tune_process()  # before the command modules below load numpy and Polars
 
 P = ParamSpec("P")
 R = TypeVar("R")
