@@ -223,10 +223,12 @@ def _bucketed(
     as_of: datetime,
     buckets: int,
     purchases: Future[pl.DataFrame],
-) -> pl.DataFrame:
+    with_ids: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """Score contact by contact bucket: each pass holds about 1/``buckets`` of the events
     (``file_column``: the Parquet column holding the events' ``contact_id``; ``purchases``:
-    the collected ``purchase_events``, for RFM).
+    the collected ``purchase_events``, for RFM). ``with_ids``: also return the ``_event_ids``
+    of the (numbered) events, read in the same passes.
 
     Points, facts and status only need a contact's own events, so contacts are split by a hash
     of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
@@ -246,21 +248,31 @@ def _bucketed(
     else:
         bucket = pl.col(CONTACT).hash(seed=0) % buckets
         selections = [bucket == index for index in range(buckets)]
-    parts = []
+    parts, id_parts = [], []
     for selection in selections:
         mine = events.filter(selection)
         theirs = prepared.contacts.filter(selection) if prepared.contacts is not None else None
-        part = contact_query(mine, rules, as_of, theirs, prepared.presorted).collect(
-            engine="streaming"
-        )
+        query = contact_query(mine, rules, as_of, theirs, prepared.presorted)
+        part, *ids = _collect_with_ids(query, mine if with_ids else None)
         # Ranges in order, each sorted: together sorted, without sorting the whole table.
         parts.append(part.sort(CONTACT) if bounds is not None else part)
+        id_parts += ids
     rfm = rfm_scores(purchases.result().lazy(), rules.rfm, as_of).collect()
+    ids_found = pl.concat(id_parts) if id_parts else None
     if bounds is None:
-        return _with_rfm(pl.concat(parts).lazy(), rfm.lazy()).collect()
+        return _with_rfm(pl.concat(parts).lazy(), rfm.lazy()).collect(), ids_found
     scores = pl.concat(parts, rechunk=False)
     del parts
-    return _beside(scores, rfm)
+    return _beside(scores, rfm), ids_found
+
+
+def _collect_with_ids(query: pl.LazyFrame, numbered: pl.LazyFrame | None) -> list[pl.DataFrame]:
+    """``[query]`` collected, and the ``_event_ids`` of ``numbered`` events when given: in
+    one run, which reads the events once for both (a pass of its own cost 0.2 CPU-seconds
+    at 20M events)."""
+    if numbered is None:
+        return [query.collect(engine="streaming")]
+    return pl.collect_all([query, _event_ids(numbered)], engine="streaming")
 
 
 #: The text contact ids while ``contact_id`` holds contact numbers (ingest's or a store's).
@@ -287,23 +299,23 @@ def _numbered(prepared: PreparedScoring) -> pl.LazyFrame | None:
     return prepared.keyed.rename({CONTACT: _CONTACT_TEXT, CONTACT_KEY: CONTACT})
 
 
-def _contact_ids(numbered: pl.LazyFrame, numbers: Path | None) -> pl.DataFrame:
-    """Contact number -> text id: from ``numbers`` (a store's file) when given, else from the
-    events."""
-    if numbers is not None:
-        return read_contact_numbers(numbers).select(
-            pl.col(CONTACT_KEY).alias(CONTACT), pl.col(CONTACT).alias(_CONTACT_TEXT)
-        )
-    number = pl.col(CONTACT)
-    # Events are sorted by contact: the first row of each contact is where the number changes
-    # (``unique`` keeps this right for any order, and also halves the peak memory: without it
-    # the streaming engine holds every row's id, +0.2 GB at 20M events).
-    return (
-        numbered.select(CONTACT, _CONTACT_TEXT)
-        .filter(number.ne_missing(number.shift(1)))
-        .unique(CONTACT)
-        .collect(engine="streaming")
+def _store_ids(numbers: Path) -> pl.DataFrame:
+    """Contact number -> text id, from a store's ``contacts.parquet``."""
+    return read_contact_numbers(numbers).select(
+        pl.col(CONTACT_KEY).alias(CONTACT), pl.col(CONTACT).alias(_CONTACT_TEXT)
     )
+
+
+def _event_ids(numbered: pl.LazyFrame) -> pl.LazyFrame:
+    """Contact number -> text id, from numbered events.
+
+    The first row of each contact is where the number changes: one row per contact in sorted
+    events; ``unique`` makes it one in any order (and keeps the streaming engine from holding
+    every event's id meanwhile: a fifth less peak memory).
+    """
+    number = pl.col(CONTACT)
+    firsts = numbered.select(CONTACT, _CONTACT_TEXT).filter(number.ne_missing(number.shift(1)))
+    return firsts.unique(CONTACT)
 
 
 def _with_contact_ids(columns: list[pl.Series], ids: pl.DataFrame) -> pl.DataFrame:
@@ -362,20 +374,23 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
             # Purchases are few: read once, for the models now and RFM after the buckets.
             buying = pool.submit(_collected, purchase_events(events, rules.rfm, as_of))
             predicting = pool.submit(lambda: predict_contacts(buying.result().lazy(), rules, as_of))
-            naming = (
-                pool.submit(_contact_ids, numbered, prepared.contact_numbers)
-                if numbered is not None
-                else None
-            )
+            # Text ids for contact numbers: a store keeps them in a file; otherwise they are
+            # read from the events in the scoring passes.
+            numbers = prepared.contact_numbers
+            naming = pool.submit(_store_ids, numbers) if numbered is not None and numbers else None
+            from_events = numbered is not None and naming is None
             if buckets > 1:
                 file_column = CONTACT if numbered is None else CONTACT_KEY
-                scores = _bucketed(prepared, events, file_column, rules, as_of, buckets, buying)
+                scores, ids = _bucketed(
+                    prepared, events, file_column, rules, as_of, buckets, buying, from_events
+                )
             else:
-                scores = scores_query(
-                    events, rules, as_of, prepared.contacts, prepared.presorted
-                ).collect(engine="streaming")
+                query = scores_query(events, rules, as_of, prepared.contacts, prepared.presorted)
+                scores, *found = _collect_with_ids(query, events if from_events else None)
+                ids = found[0] if found else None
             predicted = predicting.result()
-            ids = naming.result() if naming is not None else None
+            if naming is not None:
+                ids = naming.result()
         prepared.predictions = predicted
         names = list(predicted.column_names)
         if predicted.frame is None:
