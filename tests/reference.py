@@ -276,3 +276,66 @@ def reference_scores(
 def reference_grades(scores: Mapping[str, float], rules: Rules) -> dict[str, str]:
     """Step 7: the grade of every score."""
     return {contact: grade_of(score, rules.grades) for contact, score in scores.items()}
+
+
+CANONICAL_TYPES = (
+    "send",
+    "delivered",
+    "open",
+    "click",
+    "reply",
+    "bounce",
+    "complaint",
+    "unsubscribe",
+    "purchase",
+    "page_view",
+    "form_submit",
+)
+
+
+def reference_facts(
+    events: Iterable[Row], rules: Rules, as_of: datetime
+) -> dict[str, dict[str, Any]]:
+    """The per-contact facts beside the score (README "Scores file"), by contact.
+
+    Machine events (``is_machine`` true, when ``exclude_machine_opens``) are left out of the
+    counts and the last engagement; the flags look at every event. ``unsubscribed``: an
+    unsubscribe not followed by a later resubscribe; ``hard_bounced``: a hard bounce not
+    followed by a later delivery (ties keep both flags).
+    """
+    by_contact: dict[str, list[Row]] = {}
+    for event in events:
+        if event["timestamp"] <= as_of:
+            by_contact.setdefault(event["contact_id"], []).append(event)
+    facts: dict[str, dict[str, Any]] = {}
+    for contact, rows in by_contact.items():
+
+        def human(row: Row) -> bool:
+            return not (rules.exclude_machine_opens and bool(row.get("is_machine")))
+
+        def last(test: Callable[[Row], bool], rows: list[Row] = rows) -> datetime | None:
+            return max((r["timestamp"] for r in rows if test(r)), default=None)
+
+        engaged = last(lambda r: human(r) and r["event_type"] in rules.engaged_events)
+        unsubscribed = last(lambda r: r["event_type"] == "unsubscribe")
+        resubscribed = last(lambda r: r["event_type"] in ("resubscribe", "group_resubscribe"))
+        hard = last(lambda r: r["event_type"] == "bounce" and r.get("bounce_type") == "hard")
+        delivered = last(lambda r: r["event_type"] == "delivered")
+        facts[contact] = {
+            "first_seen_at": min(r["timestamp"] for r in rows),
+            "last_event_at": max(r["timestamp"] for r in rows),
+            "last_engaged_at": engaged,
+            "days_since_engaged": (as_of - engaged).days if engaged is not None else None,
+            **{
+                f"n_{t}": sum(1 for r in rows if r["event_type"] == t and human(r))
+                for t in CANONICAL_TYPES
+            },
+            "n_machine_open": sum(
+                1 for r in rows if r["event_type"] == "open" and bool(r.get("is_machine"))
+            ),
+            "unsubscribed": unsubscribed is not None
+            and (resubscribed is None or resubscribed <= unsubscribed),
+            "complained": any(r["event_type"] == "complaint" for r in rows),
+            "hard_bounced": hard is not None and (delivered is None or delivered <= hard),
+        }
+    return facts

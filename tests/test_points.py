@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engscore.durations import Duration
-from engscore.points import contact_ledger, score_contacts
+from engscore.points import contact_facts, contact_ledger, score_contacts
 from engscore.rules import Rules, default_rules_text
 from engscore.schema import CANONICAL_EVENT_TYPES, CANONICAL_SCHEMA
+from engscore.status import contact_status
 from helpers import utc
 from reference import (
     EVENT_CONDITIONS,
@@ -27,6 +28,7 @@ from reference import (
     clamp,
     grade_of,
     reference_breakdown,
+    reference_facts,
     reference_grades,
 )
 
@@ -494,9 +496,15 @@ def test_contact_facts() -> None:
         ev("c", "resubscribe", t + timedelta(days=1)),
         ev("c", "unsubscribe", t + timedelta(days=2)),
         ev("c", "bounce", t, bounce_type="soft"),
+        # d: only mailed (its other facts come from no events at all).
+        ev("d", "send", t),
+        ev("d", "delivered", t),
     ]
     rows = run(events, rules)
-    a, b, c = rows["a"], rows["b"], rows["c"]
+    a, b, c, d = rows["a"], rows["b"], rows["c"], rows["d"]
+    assert (d["n_send"], d["n_delivered"], d["n_open"], d["n_machine_open"]) == (1, 1, 0, 0)
+    assert (d["unsubscribed"], d["complained"], d["hard_bounced"]) == (False, False, False)
+    assert d["last_engaged_at"] is None and d["first_seen_at"] == t
     assert (a["n_send"], a["n_delivered"], a["n_open"], a["n_click"]) == (1, 1, 1, 1)
     assert (a["n_machine_open"], a["n_bounce"], a["n_complaint"]) == (1, 1, 1)
     assert a["first_seen_at"] == t and a["last_event_at"] == AS_OF - timedelta(days=2, hours=23)
@@ -770,3 +778,29 @@ def test_engine_matches_reference(
         for group in rules.groups:
             value = by_group.get(group, 0.0)
             assert math.isclose(value, want[f"score_{group}"], rel_tol=1e-12, abs_tol=1e-9)
+
+
+@given(scenarios(), st.sampled_from(("webinar", "resubscribe", "group_resubscribe")))
+def test_contact_facts_match_reference(
+    scenario: tuple[list[dict[str, Any]], Rules, datetime, list[dict[str, Any]]],
+    other_type: str,
+) -> None:
+    """The facts (two aggregations joined: sends and deliveries apart) match a plain-Python
+    reference, and the status columns the one-pass ``contact_status``."""
+    events, rules, as_of, _ = scenario
+    events = [
+        {**e, "event_type": other_type} if e["event_type"] == "webinar" else e for e in events
+    ]
+    got = {
+        row["contact_id"]: row
+        for row in contact_facts(frame(events), rules, as_of, with_status=True)
+        .collect()
+        .iter_rows(named=True)
+    }
+    want = reference_facts(events, rules, as_of)
+    assert set(got) == set(want)
+    for contact, facts in want.items():
+        assert {k: got[contact][k] for k in facts} == facts, contact
+    status = contact_status(frame(events), rules, as_of).collect()
+    for row in status.iter_rows(named=True):
+        assert {k: got[row["contact_id"]][k] for k in row} == row

@@ -146,6 +146,7 @@ def status_aggregations(
     )
     recent = stamp > cut["unengaged_after"]
     last_engaged = {"_status_last_engaged": latest(stamp, engaged)} if with_last_engaged else {}
+    # Keep MAILING_AGGREGATIONS in step: the ones that read sends and deliveries only.
     return {
         **last_engaged,
         "_status_seasonal": seasonal.any(),
@@ -154,6 +155,10 @@ def status_aggregations(
         "_status_sent": (recent & (kind == "send")).sum(),
         "_status_opened": (recent & human & kind.is_in(_OPEN_OR_CLICK)).any(),
     }
+
+
+#: The ``status_aggregations`` that read sends and deliveries only.
+MAILING_AGGREGATIONS = ("_status_has_delivered", "_status_delivered", "_status_sent")
 
 
 def status_columns(
