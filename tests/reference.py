@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engscore.rules import Rules
+from engscore.schema import CANONICAL_EVENT_TYPES  # the SPEC's list of types
 
 Row = Mapping[str, Any]
 Predicate = Callable[[Row], bool]
@@ -278,21 +279,6 @@ def reference_grades(scores: Mapping[str, float], rules: Rules) -> dict[str, str
     return {contact: grade_of(score, rules.grades) for contact, score in scores.items()}
 
 
-CANONICAL_TYPES = (
-    "send",
-    "delivered",
-    "open",
-    "click",
-    "reply",
-    "bounce",
-    "complaint",
-    "unsubscribe",
-    "purchase",
-    "page_view",
-    "form_submit",
-)
-
-
 def reference_facts(
     events: Iterable[Row], rules: Rules, as_of: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -328,7 +314,7 @@ def reference_facts(
             "days_since_engaged": (as_of - engaged).days if engaged is not None else None,
             **{
                 f"n_{t}": sum(1 for r in rows if r["event_type"] == t and human(r))
-                for t in CANONICAL_TYPES
+                for t in CANONICAL_EVENT_TYPES
             },
             "n_machine_open": sum(
                 1 for r in rows if r["event_type"] == "open" and bool(r.get("is_machine"))

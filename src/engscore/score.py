@@ -319,16 +319,17 @@ def _event_ids(numbered: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _with_contact_ids(columns: list[pl.Series], ids: pl.DataFrame) -> pl.DataFrame:
-    """The scores (``columns``, keyed by contact number) with the text ids (``_contact_ids``)
-    back, sorted by id. Empties ``columns``: pass the only reference to them.
+    """The scores (``columns``, keyed by contact number) with the text ids (``_store_ids`` or
+    ``_event_ids``: each number once) back, sorted by id. Empties ``columns``: pass the only
+    reference to them.
     """
     numbers = columns[0]
     assert numbers.name == CONTACT
     ids = ids.sort(CONTACT)
     keys = ids.get_column(CONTACT)
     if keys.len() and keys[0] == 0 and keys[-1] == keys.len() - 1:
-        # Unique, sorted and from 0 to n - 1 (ingest and the store number densely): the id of
-        # number k is row k, a gather instead of a join.
+        # Each number once, sorted, from 0 to n - 1 (ingest and the store number densely):
+        # the id of number k is row k, a gather instead of a join.
         text = ids.get_column(_CONTACT_TEXT).gather(numbers)
     else:
         text = (
