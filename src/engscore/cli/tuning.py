@@ -31,7 +31,7 @@ def tune_process(environ: MutableMapping[str, str] = os.environ) -> None:
     - Polars' allocator: one arena per core instead of four, and freed memory kept for 5 s
       instead of 0.5 s before it goes back to the system (a command runs for seconds to
       minutes, then exits): a quarter fewer page faults, 4% less time and 13% less peak
-      memory at 20M events; at 100M the peak grows by about 0.15 GB.
+      memory at 20M events; at 100M the peak grows from 2.4 to 2.7 GB, for the same time.
     """
     environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     inherited = environ.get(JEMALLOC_CONF, "")
