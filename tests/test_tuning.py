@@ -6,32 +6,25 @@ import json
 import subprocess
 import sys
 
-from engscore.cli.tuning import JEMALLOC_CONF, POLARS_DEFAULTS, tune_process
+from engscore.cli.tuning import JEMALLOC_CONF, tune_process
 
 
 def test_defaults_on_a_clean_environment() -> None:
     environ: dict[str, str] = {}
     tune_process(environ)
     assert environ["OPENBLAS_NUM_THREADS"] == "1"
-    conf = environ[JEMALLOC_CONF].split(",")
-    assert conf[0].startswith("narenas:")
-    assert conf[1:] == ["dirty_decay_ms:5000", "muzzy_decay_ms:5000"]
+    assert environ[JEMALLOC_CONF].startswith("narenas:")
 
 
-def test_user_settings_win_option_by_option() -> None:
-    environ = {"OPENBLAS_NUM_THREADS": "4", JEMALLOC_CONF: "narenas:8,dirty_decay_ms:0"}
+def test_user_settings_win_and_inherited_allocator_settings_are_kept() -> None:
+    # A parent process that imported Polars passes Polars' own defaults on.
+    environ = {"OPENBLAS_NUM_THREADS": "4", JEMALLOC_CONF: "dirty_decay_ms:500"}
     tune_process(environ)
     assert environ["OPENBLAS_NUM_THREADS"] == "4"
-    assert environ[JEMALLOC_CONF] == "narenas:8,dirty_decay_ms:0,muzzy_decay_ms:5000"
-
-
-def test_polars_defaults_inherited_from_a_parent_are_not_a_choice() -> None:
-    # A parent process that imported Polars passes Polars' own defaults on.
-    environ = {JEMALLOC_CONF: POLARS_DEFAULTS}
-    tune_process(environ)
-    conf = environ[JEMALLOC_CONF]
-    assert conf.startswith(POLARS_DEFAULTS + ",narenas:")
-    assert conf.endswith(",dirty_decay_ms:5000,muzzy_decay_ms:5000")
+    assert environ[JEMALLOC_CONF].startswith("dirty_decay_ms:500,narenas:")
+    chosen = {JEMALLOC_CONF: "narenas:8"}
+    tune_process(chosen)
+    assert chosen[JEMALLOC_CONF] == "narenas:8"
 
 
 WATCH_IMPORTS = """
