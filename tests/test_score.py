@@ -231,6 +231,24 @@ def test_contact_numbers_of_an_ingested_file_give_the_same_scores(
     assert compute_scores(prepared).equals(by_id)
 
 
+def test_rules_without_point_rules_score_an_ingested_file(
+    example_data: Path, tmp_path: Path
+) -> None:
+    # RFM and status only: the empty points table must take the contact numbers' type (it
+    # was a String column, and the join with the facts failed).
+    from engscore.ingest import ingest_to_file
+
+    events = tmp_path / "ingested.parquet"
+    ingest_to_file([str(example_data / "events.parquet")], events)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\npoints: []\n")
+    scores = compute_scores(
+        prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF, rules_path=rules))
+    )
+    assert scores.height > 0 and (scores["score"] == 0).all()
+    assert scores["contact_id"].dtype == pl.String and scores["contact_id"].is_sorted()
+
+
 def test_rules_reading_contact_id_score_on_the_text_ids(example_data: Path, tmp_path: Path) -> None:
     from engscore import score as score_module
     from engscore.ingest import ingest_to_file
