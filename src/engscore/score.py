@@ -518,11 +518,13 @@ def run_score(request: ScoreRequest, output: Path, record_in: Path | None = None
         hashing = pool.submit(provenance, prepared)
         scores = compute_scores(prepared)
         made_from = hashing.result()
-    write_frame(scores, output, metadata=scores_metadata(made_from))
+        # The summary needs only the table: it is made while the file is written.
+        summarising = pool.submit(summarise, scores, prepared, output)
+        write_frame(scores, output, metadata=scores_metadata(made_from))
     if record_in is not None:
         record = {"scores": str(output.resolve()), **made_from}
         write_json(record, record_in / LAST_SCORE_RECORD)
-    return summarise(scores, prepared, output)
+    return summarising.result()
 
 
 def score_distribution(prepared: PreparedScoring) -> ThresholdSuggestion:
