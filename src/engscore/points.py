@@ -109,7 +109,7 @@ def counted_events(
     """
     schema = events.collect_schema()
     # Only events some rule, reset or the engagement test looks at matter here: dropping the
-    # rest first (sends and deliveries are most of a list's events) makes the joins small.
+    # rest first (sends and deliveries are most of a list's events) keeps what follows small.
     relevant = sorted(
         {t for rule in rules.points for t in rule.event}
         | set(rules.reset.on_events)
@@ -373,7 +373,11 @@ def contact_facts(
         )
 
     current = events.filter(stamp <= as_of)
-    status = status_aggregations(rules, as_of, human, kind, False) if with_status else {}
+    status = (
+        status_aggregations(rules, as_of, human, kind, with_last_engaged=False)
+        if with_status
+        else {}
+    )
     on_all = (
         typed(current)
         .group_by(CONTACT)
@@ -445,13 +449,14 @@ def rule_totals(
 ) -> pl.LazyFrame:
     """Per contact, each point rule's total after ``once``/``unique_by`` and its cap.
 
-    The same numbers the ledger adds up, computed the fast way: rules that count every match
-    share one pass and one ``group_by``; a ``once``/``unique_by`` rule keeps the earliest match
-    per key with a ``group_by`` on (contact, keys) instead of a ranking window. Columns
+    The same numbers the ledger adds up, computed the fast way: rules that count every match,
+    and ``once`` rules without keys, share one pass and one ``group_by``; a ``unique_by`` rule
+    keeps the earliest match per key with a ``group_by`` on (contact, keys) instead of a
+    ranking window. Columns
     ``_rule<i>`` (0 where a rule earned nothing), one row per contact that earned anything.
     """
-    # Excluded machine events never count, start a reset or a streak: dropping them before the
-    # reset and streak joins gives the same totals with less to join.
+    # Excluded machine events never count, start a reset or a streak: dropping them first
+    # gives the same totals with less to carry through the reset window and streak join.
     human = events.filter(~excluded_machine(rules, events.collect_schema()))
     counted = counted_events(human, rules, as_of, presorted, counting_only=True).filter(
         event_type_in(sorted({t for rule in rules.points for t in rule.event}))

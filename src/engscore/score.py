@@ -142,21 +142,6 @@ def contact_query(
     )
 
 
-def scores_query(
-    events: pl.LazyFrame,
-    rules: Rules,
-    as_of: datetime,
-    contacts: pl.LazyFrame | None = None,
-    presorted: bool = False,
-) -> pl.LazyFrame:
-    """The scores file (without predictions) as one lazy query, sorted by ``contact_id``.
-
-    RFM columns come last (null for contacts who never bought).
-    """
-    rfm = rfm_scores(events, rules.rfm, as_of)
-    return _with_rfm(contact_query(events, rules, as_of, contacts, presorted), rfm)
-
-
 def _with_rfm(per_contact: pl.LazyFrame, rfm: pl.LazyFrame) -> pl.LazyFrame:
     rfm_columns = [c for c in rfm.collect_schema().names() if c != CONTACT]
     order = [*per_contact.collect_schema().names(), *rfm_columns]
@@ -215,6 +200,28 @@ def _sampled_bounds(events: pl.LazyFrame, buckets: int) -> list[Any] | None:
     return sorted(c for c in cuts if c is not None) or None
 
 
+def _contact_selections(
+    prepared: PreparedScoring, events: pl.LazyFrame, file_column: str, buckets: int
+) -> tuple[list[pl.Expr], bool]:
+    """Filters that split the events into ``buckets`` shares by contact, and whether they are
+    contiguous contact ranges (else hash buckets)."""
+    if buckets == 1:
+        return [pl.lit(True)], True
+    bounds = _sorted_file_bounds(prepared, buckets, file_column) or _sampled_bounds(events, buckets)
+    if bounds is None:
+        bucket = pl.col(CONTACT).hash(seed=0) % buckets
+        return [bucket == index for index in range(buckets)], False
+    # Contiguous contact ranges: on contact-sorted files (an `engscore ingest` output, the
+    # store's month files) each pass reads only its own row groups (Parquet statistics).
+    contact = pl.col(CONTACT)
+    edges: list[Any] = [None, *bounds, None]
+    return [
+        (contact >= low if low is not None else pl.lit(True))
+        & (contact < high if high is not None else pl.lit(True))
+        for low, high in zip(edges[:-1], edges[1:], strict=True)
+    ], True
+
+
 def _bucketed(
     prepared: PreparedScoring,
     events: pl.LazyFrame,
@@ -234,20 +241,7 @@ def _bucketed(
     of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
     on the purchases, which are few. The result does not depend on the split.
     """
-    bounds = _sorted_file_bounds(prepared, buckets, file_column) or _sampled_bounds(events, buckets)
-    if bounds is not None:
-        # Contiguous contact ranges: on contact-sorted files (an `engscore ingest` output, the
-        # store's month files) each pass reads only its own row groups (Parquet statistics).
-        contact = pl.col(CONTACT)
-        edges: list[Any] = [None, *bounds, None]
-        selections = [
-            (contact >= low if low is not None else pl.lit(True))
-            & (contact < high if high is not None else pl.lit(True))
-            for low, high in zip(edges[:-1], edges[1:], strict=True)
-        ]
-    else:
-        bucket = pl.col(CONTACT).hash(seed=0) % buckets
-        selections = [bucket == index for index in range(buckets)]
+    selections, ranges = _contact_selections(prepared, events, file_column, buckets)
     parts, id_parts = [], []
     for selection in selections:
         mine = events.filter(selection)
@@ -255,11 +249,11 @@ def _bucketed(
         query = contact_query(mine, rules, as_of, theirs, prepared.presorted)
         part, *ids = _collect_with_ids(query, mine if with_ids else None)
         # Ranges in order, each sorted: together sorted, without sorting the whole table.
-        parts.append(part.sort(CONTACT) if bounds is not None else part)
+        parts.append(part.sort(CONTACT) if ranges else part)
         id_parts += ids
     rfm = rfm_scores(purchases.result().lazy(), rules.rfm, as_of).collect()
     ids_found = pl.concat(id_parts) if id_parts else None
-    if bounds is None:
+    if not ranges:
         return _with_rfm(pl.concat(parts).lazy(), rfm.lazy()).collect(), ids_found
     scores = pl.concat(parts, rechunk=False)
     del parts
@@ -380,15 +374,10 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
             numbers = prepared.contact_numbers
             naming = pool.submit(_store_ids, numbers) if numbered is not None and numbers else None
             from_events = numbered is not None and naming is None
-            if buckets > 1:
-                file_column = CONTACT if numbered is None else CONTACT_KEY
-                scores, ids = _bucketed(
-                    prepared, events, file_column, rules, as_of, buckets, buying, from_events
-                )
-            else:
-                query = scores_query(events, rules, as_of, prepared.contacts, prepared.presorted)
-                scores, *found = _collect_with_ids(query, events if from_events else None)
-                ids = found[0] if found else None
+            file_column = CONTACT if numbered is None else CONTACT_KEY
+            scores, ids = _bucketed(
+                prepared, events, file_column, rules, as_of, buckets, buying, from_events
+            )
             predicted = predicting.result()
             if naming is not None:
                 ids = naming.result()
