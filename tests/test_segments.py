@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from engscore.cli import app
@@ -18,12 +20,14 @@ from engscore.errors import ConfigError
 from engscore.rules import Rules, SegmentDefinition
 from engscore.segments import (
     SegmentRequest,
+    _moves,
     builtin_segments,
     defuse_formulas,
     inactive_segment,
     plan_segments,
     run_segment,
     select_segment,
+    write_segments,
 )
 from helpers import utc
 
@@ -231,3 +235,85 @@ def test_segment_without_scores_is_a_clear_error(
         assert "broken.parquet: cannot read scores: " in result.output
         assert "unexpected" not in result.output
         assert not (tmp_path / "out").exists()
+
+
+_ids = st.lists(st.sampled_from([f"c{i}@x.com" for i in range(8)]), max_size=12)
+
+
+@given(now=_ids, before=_ids)
+def test_entered_and_left_count_rows_like_membership_tests(
+    now: list[str], before: list[str]
+) -> None:
+    entered = sum(1 for i in now if i not in before)
+    left = sum(1 for i in before if i not in now)
+    assert _moves(pl.Series(now, dtype=pl.String), pl.Series(before, dtype=pl.String)) == (
+        entered,
+        left,
+    )
+    assert _moves(pl.Series(now, dtype=pl.String), None) == (None, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([None, 0.0, 5.0, 40.0]),
+            st.sampled_from([None, 1, 30, 400]),
+            st.sampled_from([None, 10.0, 20.0]),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    order=st.sampled_from(
+        [("-score",), ("days_since_engaged", "-monetary", "-score"), ("-monetary",), ()]
+    ),
+)
+def test_ranking_ties_go_by_contact_on_sorted_and_unsorted_scores(
+    rows: list[tuple[float | None, int | None, float | None]], order: tuple[str, ...]
+) -> None:
+    ids = [f"{'=' if i % 3 == 0 else ''}c{i:02d}@x.com" for i in range(len(rows))]
+    scores = pl.DataFrame(
+        {
+            "contact_id": ids,
+            "score": [r[0] for r in rows],
+            "days_since_engaged": [r[1] for r in rows],
+            "monetary": [r[2] for r in rows],
+        },
+        schema_overrides={"score": pl.Float64, "days_since_engaged": pl.Int64},
+    )
+    definition = SegmentDefinition(name="all", where="TRUE", mailing=False, order_by=order)
+    (planned,) = plan_segments(Rules(), (definition,), None, ("segments",), False, None, AS_OF)
+    by = [c.removeprefix("-") for c in order] + ["contact_id"]
+    descending = [c.startswith("-") for c in order] + [False]
+    expected = scores.sort(by, descending=descending, nulls_last=True)["contact_id"].to_list()
+    # Sorted by contact (a scores file: the stable sort) and shuffled (the full sort).
+    for frame in (scores.sort("contact_id"), scores.reverse()):
+        assert select_segment(frame, planned, "contact_id")["contact_id"].to_list() == expected
+
+
+def test_a_constant_condition_selects_every_row_of_a_large_table() -> None:
+    # Polars' eager filter failed on `TRUE` over 100k rows (ShapeError, a traceback).
+    scores = pl.concat([scores_frame()] * 30_000)
+    for where, mailing, rows in (
+        ("TRUE", False, 150_000),
+        ("FALSE", False, 0),
+        ("1 = 1", True, 120_000),
+    ):
+        (planned,) = segment("everyone", where, mailing=mailing)
+        assert select_segment(scores, planned, "email").height == rows
+
+
+def test_segment_files_do_not_depend_on_how_the_scores_are_chunked(tmp_path: Path) -> None:
+    # Above about 250k rows Polars' writer starts a row group per chunk unless told a size.
+    whole = (
+        pl.concat([scores_frame()] * 60_000)
+        .with_columns(contact_id=pl.format("{}{}", pl.int_range(pl.len()), pl.col("contact_id")))
+        .rechunk()
+    )
+    chunked = pl.concat([whole.slice(0, 100), whole.slice(100)], rechunk=False)
+    everyone = SegmentDefinition(name="everyone", where="TRUE", mailing=False)
+    planned = plan_segments(Rules(), (everyone,), None, ("segments",), False, None, AS_OF)
+    for name, frame in (("whole", whole), ("chunked", chunked)):
+        write_segments(frame, planned, tmp_path / name, {"as_of": "x"}, None)
+    for path in sorted((tmp_path / "whole").iterdir()):
+        assert path.read_bytes() == (tmp_path / "chunked" / path.name).read_bytes(), path.name

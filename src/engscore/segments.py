@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from engscore.durations import Duration
 from engscore.errors import ConfigError, DataError
 from engscore.outputs import (
     CSV_DATETIME,
+    PARQUET_ROW_GROUP,
     recover_interrupted,
     sha256_file,
     shown_path,
@@ -274,11 +276,17 @@ def select_segment(scores: pl.DataFrame, segment: Segment, key: str) -> pl.DataF
     by = [c.removeprefix("-") for c in segment.order_by] + [CONTACT]
     descending = [c.startswith("-") for c in segment.order_by] + [False]
     # Only the columns the segment reads are filtered (copied): not the whole scores table.
-    rows = (
-        scores.select(segment_columns(segment, scores.columns))
-        .filter(condition)
-        .sort(by, descending=descending, nulls_last=True)
-    )
+    # Lazily: Polars 2.1's eager filter fails on a constant condition (``where: "TRUE"``)
+    # over more than about 100k rows ("filter predicate length of 2 doesn't match").
+    query = scores.lazy().select(segment_columns(segment, scores.columns)).filter(condition)
+    rows = query.collect()
+    if rows.get_column(CONTACT).is_sorted():
+        # Scores files are sorted by contact: a stable sort on the ranking columns alone keeps
+        # that order among ties, the same rows in the same order as sorting on the contact
+        # too, without comparing strings (2 to 7 times faster on 4M contacts).
+        rows = rows.sort(by[:-1], descending=descending[:-1], nulls_last=True, maintain_order=True)
+    else:
+        rows = rows.sort(by, descending=descending, nulls_last=True)
     return rows.select(pl.col(CONTACT).alias(key), *[c for c in wanted if c != CONTACT])
 
 
@@ -345,6 +353,44 @@ def _previous_ids(folder: Path | None, name: str) -> pl.Series | None:
     return pl.read_parquet(path).to_series(0)
 
 
+def _moves(now: pl.Series, before: pl.Series | None) -> tuple[int | None, int | None]:
+    """Ids in ``now`` and not ``before`` (entered), and in ``before`` and not ``now`` (left).
+
+    Semi joins: a third of the time of ``is_in`` (a 4M-contact nightly run spent 3 s here),
+    and, unlike Python sets, no gigabytes for millions of e-mails.
+    """
+    if before is None:
+        return None, None
+    current = now.to_frame("id")
+    previous = before.cast(now.dtype).to_frame("id")
+    kept = current.join(previous, on="id", how="semi").height
+    stayed = previous.join(current, on="id", how="semi").height
+    return current.height - kept, previous.height - stayed
+
+
+#: Segments written at once.
+_SEGMENT_WORKERS = 2
+
+
+def _write_segment(
+    scores: pl.DataFrame, segment: Segment, key: str, folder: Path, compare: Path | None
+) -> SegmentResult:
+    """One segment's Parquet and CSV files in ``folder``, and its movement since ``compare``."""
+    rows = select_segment(scores, segment, key)
+    # A set row-group size: the bytes must not follow how the rows are chunked.
+    rows.write_parquet(folder / f"{segment.name}.parquet", row_group_size=PARQUET_ROW_GROUP)
+    defuse_formulas(rows).write_csv(folder / f"{segment.name}.csv", datetime_format=CSV_DATETIME)
+    entered, left = _moves(rows[key], _previous_ids(compare, segment.name))
+    return SegmentResult(
+        name=segment.name,
+        description=segment.description,
+        mailing=segment.mailing,
+        rows=rows.height,
+        entered=entered,
+        left=left,
+    )
+
+
 def write_segments(
     scores: pl.DataFrame,
     segments: list[Segment],
@@ -359,7 +405,6 @@ def write_segments(
     Parquet files.
     """
     key = key_column(scores)
-    results = []
     output = Path(output)
     temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
@@ -368,26 +413,11 @@ def write_segments(
         if temporary.exists():
             shutil.rmtree(temporary)
         temporary.mkdir()
-        for segment in segments:
-            rows = select_segment(scores, segment, key)
-            rows.write_parquet(temporary / f"{segment.name}.parquet")
-            defuse_formulas(rows).write_csv(
-                temporary / f"{segment.name}.csv", datetime_format=CSV_DATETIME
-            )
-            before = _previous_ids(compare, segment.name)
-            now = rows[key]
-            # Counted with Series operations: Python sets of millions of e-mails cost gigabytes.
-            entered = int((~now.is_in(before.implode())).sum()) if before is not None else None
-            left = int((~before.is_in(now.implode())).sum()) if before is not None else None
-            results.append(
-                SegmentResult(
-                    name=segment.name,
-                    description=segment.description,
-                    mailing=segment.mailing,
-                    rows=rows.height,
-                    entered=entered,
-                    left=left,
-                )
+        # Two segments at a time: one's CSV is formatted while another is sorted or written
+        # (the nightly run on 4M contacts: see the README's Performance section).
+        with ThreadPoolExecutor(max_workers=_SEGMENT_WORKERS) as pool:
+            results = list(
+                pool.map(lambda s: _write_segment(scores, s, key, temporary, compare), segments)
             )
         manifest = {
             **provenance,

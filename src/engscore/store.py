@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from engscore.errors import DataError
 from engscore.ingest import CONTACT_KEY, IngestOptions, load_events
 from engscore.outputs import (
+    PARQUET_ROW_GROUP,
     atomic_path,
     recover_interrupted,
     sha256_file,
@@ -249,7 +250,7 @@ def read_contact_numbers(path: Path) -> pl.DataFrame:
 def _write_contact_numbers(store: EventStore, numbers: pl.DataFrame) -> None:
     store.root.mkdir(parents=True, exist_ok=True)
     with atomic_path(store.contacts_file) as temporary:
-        numbers.write_parquet(temporary, compression="zstd")
+        numbers.write_parquet(temporary, compression="zstd", row_group_size=PARQUET_ROW_GROUP)
 
 
 def _write_months(store: EventStore, rows: pl.DataFrame) -> list[str]:
