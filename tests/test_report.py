@@ -12,7 +12,14 @@ import pytest
 
 from engscore.charts import nice_ticks
 from engscore.points import CONTACT
-from engscore.report import ReportInputs, ReportRequest, build_context, render, run_report
+from engscore.report import (
+    ReportInputs,
+    ReportRequest,
+    build_context,
+    engagement_section,
+    render,
+    run_report,
+)
 from engscore.rules import load_rules
 from engscore.score import ScoreRequest, compute_scores, prepare_scoring
 from helpers import utc
@@ -121,6 +128,42 @@ def test_empty_and_tiny_data_say_so_in_words(tmp_path: Path) -> None:
         if contacts == 0:
             assert "No contacts were scored" in html
             assert "No contacts at this as-of instant." in html
+
+
+def test_engagement_months_run_from_the_first_event_to_the_last() -> None:
+    events = pl.LazyFrame(
+        {
+            "event_type": ["send", "open", "send", "click", "open", "purchase"],
+            "timestamp": [
+                utc(2025, 12, 31, 23),
+                utc(2026, 1, 5),
+                utc(2026, 2, 5),  # a month of sends only
+                utc(2026, 4, 30, 23, 59),  # no event at all in March
+                utc(2026, 4, 1),
+                utc(2026, 12, 1),  # after as_of: not shown
+            ],
+            "is_machine": [False, True, False, False, False, False],
+        },
+        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
+    )
+    section = engagement_section(events, AS_OF)
+    counts, share = section.charts
+    assert [t.label for t in counts.x_ticks] == [
+        "2025-12",
+        "2026-01",
+        "2026-02",
+        "2026-03",
+        "2026-04",
+    ]
+    shown = {s.name: [dot[2].rsplit(": ", 1)[1] for dot in s.dots] for s in counts.series}
+    assert shown == {
+        "human opens": ["0", "0", "0", "0", "1"],
+        "machine opens": ["0", "1", "0", "0", "0"],
+        "clicks": ["0", "0", "0", "0", "1"],
+        "purchases": ["0", "0", "0", "0", "0"],
+    }
+    nothing = engagement_section(events.filter(pl.col("timestamp") > AS_OF), AS_OF)
+    assert nothing.notes == ["No events at or before the as-of instant."]
 
 
 def test_report_command_end_to_end(example_data: Path, tmp_path: Path) -> None:

@@ -300,22 +300,40 @@ def engagement_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
     schema = events.collect_schema()
     machine = machine_flag(schema)
     kind = pl.col("event_type")
-    monthly = (
-        events.filter(pl.col("timestamp") <= as_of)
-        .group_by(month=pl.col("timestamp").dt.truncate("1mo"))
-        .agg(
-            human_opens=((kind == "open") & ~machine).sum(),
-            machine_opens=((kind == "open") & machine).sum(),
-            clicks=((kind == "click") & ~machine).sum(),
-            purchases=(kind == "purchase").sum(),
-        )
-        .sort("month")
-        .collect(engine="streaming")
-        .tail(MONTHS_SHOWN)
+    stamp = pl.col("timestamp")
+    current = events.filter(stamp <= as_of)
+    # Only the charted types are grouped by month (sends and deliveries, most of the events,
+    # are not); the months shown run from the first event's to the last one's, a month
+    # without any of them at zero. Half the time of grouping every event (100M-event store).
+    counted = (kind == "open") | (kind == "click") | (kind == "purchase")
+    per_month, span = pl.collect_all(
+        [
+            current.filter(counted)
+            .group_by(month=stamp.dt.truncate("1mo"))
+            .agg(
+                human_opens=((kind == "open") & ~machine).sum(),
+                machine_opens=((kind == "open") & machine).sum(),
+                clicks=((kind == "click") & ~machine).sum(),
+                purchases=(kind == "purchase").sum(),
+            ),
+            current.select(
+                first=stamp.min().dt.truncate("1mo"), last=stamp.max().dt.truncate("1mo")
+            ),
+        ],
+        engine="streaming",
     )
-    if not monthly.height:
+    first, last = span.row(0)
+    if last is None:
         section.notes.append("No events at or before the as-of instant.")
         return section
+    calendar = pl.datetime_range(first, last, "1mo", eager=True).dt.cast_time_unit("us")
+    monthly = (
+        calendar.alias("month")
+        .tail(MONTHS_SHOWN)
+        .to_frame()
+        .join(per_month, on="month", how="left", maintain_order="left")
+        .fill_null(0)
+    )
     months = [_month_label(m) for m in monthly["month"]]
     nth = 1 if len(months) <= 12 else 2
     section.charts.append(
