@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,11 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from engscore import outputs
 from engscore.cli import app
 from engscore.config import init_project, load_project
 from engscore.errors import ConfigError, LockedError
@@ -94,6 +97,24 @@ def test_run_twice_gives_byte_identical_outputs(example_data: Path, tmp_path: Pa
     )
     for key in outputs[0]:
         assert outputs[0][key] == outputs[1][key], key
+
+
+def test_the_run_records_the_store_without_hashing_its_files(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+    real = outputs.sha256_file
+
+    def recording(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr("engscore.score.sha256_file", recording)
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0, out
+    assert hashed == [project / "rules.yaml"]
+    metadata = pq.read_metadata(project / "runs" / "latest" / "scores.parquet").metadata
+    assert json.loads(metadata[b"engscore.inputs"]) == [{"path": "store", "store": True}]
 
 
 def test_summary_line_and_exit_codes(project: Path) -> None:
