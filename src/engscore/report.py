@@ -326,7 +326,7 @@ def engagement_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
     if last is None:
         section.notes.append("No events at or before the as-of instant.")
         return section
-    calendar = pl.datetime_range(first, last, "1mo", eager=True).dt.cast_time_unit("us")
+    calendar = pl.datetime_range(first, last, "1mo", eager=True).cast(per_month.schema["month"])
     monthly = (
         calendar.alias("month")
         .tail(MONTHS_SHOWN)

@@ -284,7 +284,10 @@ def select_segment(scores: pl.DataFrame, segment: Segment, key: str) -> pl.DataF
         # Scores files are sorted by contact: a stable sort on the ranking columns alone keeps
         # that order among ties, the same rows in the same order as sorting on the contact
         # too, without comparing strings (2 to 7 times faster on 4M contacts).
-        rows = rows.sort(by[:-1], descending=descending[:-1], nulls_last=True, maintain_order=True)
+        if segment.order_by:
+            rows = rows.sort(
+                by[:-1], descending=descending[:-1], nulls_last=True, maintain_order=True
+            )
     else:
         rows = rows.sort(by, descending=descending, nulls_last=True)
     return rows.select(pl.col(CONTACT).alias(key), *[c for c in wanted if c != CONTACT])
