@@ -117,6 +117,98 @@ def test_the_run_records_the_store_without_hashing_its_files(
     assert json.loads(metadata[b"engscore.inputs"]) == [{"path": "store", "store": True}]
 
 
+def _outputs(folder: Path) -> dict[str, bytes]:
+    latest = folder / "runs" / "latest"
+    return {
+        str(p.relative_to(latest)): p.read_bytes()
+        for p in sorted(latest.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def test_the_carried_state_gives_the_same_files_as_reading_every_event(
+    example_data: Path, tmp_path: Path
+) -> None:
+    """Night after night, the run that keeps the older months' carried state writes the same
+    files as one that reads the whole store: when it makes the state, keeps it, rolls it
+    forward to a new month, and makes it again after an export adds events that old."""
+    carrying, reading = tmp_path / "carrying", tmp_path / "reading"
+    for folder in (carrying, reading):
+        init_project(folder)
+        split_exports(example_data, folder / "incoming")
+    config = reading / "engscore.yaml"
+    config.write_text(config.read_text().replace("carry: true", "carry: false"))
+    late = pl.DataFrame(
+        {
+            "contact_id": ["late@example.com", "late@example.com"],
+            "event_type": ["open", "click"],
+            "timestamp": ["2025-02-03T10:00:00Z", "2025-02-03T10:01:00Z"],
+        }
+    )
+    nights = [
+        ("2026-11-01T03:00:00Z", None, "made"),
+        ("2026-11-02T03:00:00Z", None, "kept"),
+        ("2026-12-02T03:00:00Z", None, "rolled forward"),
+        ("2026-12-03T03:00:00Z", late, "made"),
+    ]
+    for as_of, export, how in nights:
+        for folder in (carrying, reading):
+            if export is not None:
+                export.write_csv(folder / "incoming" / "late.csv")
+            code, out = run_cli(folder, "--as-of", as_of)
+            assert code == 0, out
+        manifest = json.loads((carrying / "runs" / "latest" / "manifest.json").read_text())
+        assert manifest["carried"] == how, as_of
+        assert (
+            json.loads((reading / "runs" / "latest" / "manifest.json").read_text())["carried"]
+            is None
+        )
+        assert _outputs(carrying) == _outputs(reading), as_of
+    state = json.loads((carrying / "store" / "carried" / "state.json").read_text())
+    assert state["boundary"] == "2026-06-01T00:00:00Z"
+    # Scoring the store on its own reads the events, never the carried files.
+    scores = runner.invoke(
+        app,
+        [
+            "score",
+            str(carrying / "store"),
+            "--as-of",
+            "2026-12-03T03:00:00Z",
+            "-o",
+            str(tmp_path / "s.parquet"),
+        ],
+    )
+    assert scores.exit_code == 0, scores.output
+    assert pl.read_parquet(tmp_path / "s.parquet").equals(
+        pl.read_parquet(reading / "runs" / "latest" / "scores.parquet")
+    )
+
+
+def test_a_damaged_carried_state_is_made_afresh(project: Path) -> None:
+    def scores_and_segments() -> dict[str, bytes]:
+        # The report differs from the first run's: it shows the segments' movement.
+        return {k: v for k, v in _outputs(project).items() if k != "report.html"}
+
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0, out
+    first = scores_and_segments()
+    (project / "store" / "carried" / "facts.parquet").write_bytes(b"not parquet")
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0, out
+    manifest = json.loads((project / "runs" / "latest" / "manifest.json").read_text())
+    assert manifest["carried"] == "made"
+    assert scores_and_segments() == first
+    # Without `carry`, the run reads every event and leaves the carried files alone.
+    config = project / "engscore.yaml"
+    config.write_text(config.read_text().replace("carry: true", "carry: false"))
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0, out
+    assert (
+        json.loads((project / "runs" / "latest" / "manifest.json").read_text())["carried"] is None
+    )
+    assert scores_and_segments() == first
+
+
 def test_summary_line_and_exit_codes(project: Path) -> None:
     code, out = run_cli(project, "--as-of", AS_OF, "--log-format", "json")
     assert code == 0, out

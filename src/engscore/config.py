@@ -80,6 +80,8 @@ class ProjectConfig(_Strict):
     store: str = "store"
     output: str = "runs"
     retention: int = Field(default=7, ge=1)
+    #: Score the store's older months from their carried state (``engscore.carried``).
+    carry: bool = True
     report: ReportOptions = ReportOptions()
 
     @field_validator("inactive")
@@ -158,6 +160,7 @@ inactive: 6m                 # also write the inactive_6m segment
 store: store                 # the event store: every export ever loaded, de-duplicated
 output: runs                 # one folder per run; runs/latest points at the last good one
 retention: 7                 # run folders to keep
+carry: true                  # keep what older months leave for scoring (same scores, faster)
 report:
   title: Engagement report
   by: []                     # contacts-file columns to break down by, e.g. [country]

@@ -88,6 +88,13 @@ class Duration:
         """The Polars expression ``instant + self``."""
         return instant.dt.offset_by(self.polars_offset)
 
+    @property
+    def shortest(self) -> timedelta:
+        """The least time ``add_to`` ever adds: ``N`` months are at least ``28 N`` days."""
+        if self.is_fixed:
+            return timedelta(days=self.days)
+        return timedelta(days=28 * self.months)
+
     def reached_expr(self, start: pl.Expr, end: pl.Expr) -> pl.Expr:
         """``start + self <= end`` (null where either is null), for columns of instants.
 
@@ -97,7 +104,7 @@ class Duration:
         if self.is_fixed:
             return self.add_expr(start) <= end
         gap = end - start
-        shortest = timedelta(days=28 * self.months)
+        shortest = self.shortest
         longest = timedelta(days=31 * self.months)
         near = pl.when((gap >= shortest) & (gap < longest)).then(start)
         return (gap >= longest) | (self.add_expr(near) <= end).fill_null(False)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -26,6 +27,7 @@ from engscore.status import (
     machine_flag,
     status_aggregations,
     status_columns,
+    status_cutoffs,
 )
 
 CONTACT = "contact_id"
@@ -86,6 +88,14 @@ def event_type_in(types: Iterable[str]) -> pl.Expr:
     column = pl.col(EVENT_TYPE)
     tests = [column == t for t in dict.fromkeys(types)]
     return functools.reduce(operator.or_, tests) if tests else pl.lit(False)
+
+
+def rule_matches(rule: PointRule) -> pl.Expr:
+    """True for the events a point rule matches: its event types, and its ``where``."""
+    found = event_type_in(rule.event)
+    if rule.condition is not None:
+        found = found & rule.condition.fill_null(False)
+    return found
 
 
 def _optional(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
@@ -182,6 +192,57 @@ def _streaks(engaged: pl.LazyFrame, window: Duration, presorted: bool = False) -
     )
 
 
+def points_columns(schema: pl.Schema, rules: Rules) -> list[str]:
+    """The event columns the points read: contact, type, time, machine flag, and those of
+    the rules' ``unique_by`` keys and ``where`` conditions."""
+    read = {CONTACT, EVENT_TYPE, TIMESTAMP, "is_machine"}
+    for rule in rules.points:
+        read |= set(rule.unique_by or ())
+        if rule.condition is not None:
+            read |= set(rule.condition.meta.root_names())
+    return [name for name in schema.names() if name in read]
+
+
+def carried_events(events: pl.LazyFrame, rules: Rules, boundary: datetime) -> pl.LazyFrame:
+    """The events before ``boundary`` that can still matter to the points at or after it.
+
+    Scoring these together with the events from ``boundary`` on gives the same totals as
+    scoring all the events, at any ``as_of`` at or after ``boundary`` (the property tests
+    check it bit for bit). Later events can only take points away from earlier ones (a later
+    reset or a new streak drops them), so what is kept, with all its columns, is:
+
+    - the events that count at the boundary and match a point rule (every match: ``once`` and
+      ``unique_by`` pick again among them and the later ones);
+    - for a contact whose latest engagement streak is still running at the boundary, enough of
+      its engagements to place that streak: the first and last in each stretch of
+      ``after_inactive.shortest`` (less than the window apart, so they start no streak, and
+      each gap between stretches is a gap between consecutive engagements).
+
+    Nothing else is needed: a later event is after any earlier reset anyway, and after a
+    streak that had ended by the boundary the next engagement starts a new one. Columns: the
+    ``points_columns``, in no particular order.
+    """
+    names = points_columns(events.collect_schema(), rules)
+    stamp = pl.col(TIMESTAMP)
+    before = events.filter(stamp < boundary)
+    marked = counted_events(before, rules, boundary - timedelta(microseconds=1))
+    earning = functools.reduce(operator.or_, map(rule_matches, rules.points), pl.lit(False))
+    keep = pl.col("_drop").is_null() & earning
+    window = rules.reset.after_inactive
+    if window is not None:
+        after_reset = pl.lit(True)
+        if rules.reset.on_events:
+            after_reset = pl.col("_reset_at").is_null() | (stamp > pl.col("_reset_at"))
+        streak = ~pl.col("_machine") & after_reset & event_type_in(rules.engaged_events)
+        streak = streak & pl.col("_active").fill_null(False) & (stamp >= pl.col("_streak_start"))
+        stretch = stamp.dt.epoch("us") // int(window.shortest / timedelta(microseconds=1))
+        ends = [CONTACT, stretch.alias("_stretch")]
+        first = pl.when(streak).then(stamp).min().over(ends)
+        last = pl.when(streak).then(stamp).max().over(ends)
+        keep = keep | (streak & ((stamp == first) | (stamp == last)))
+    return marked.filter(keep).select(names)
+
+
 def _contact_time_key(events: pl.LazyFrame) -> pl.Expr | list[str]:
     """What to sort events by for (contact, time) order: on contact numbers one Int128 key
     (the number in the high 64 bits, the microseconds in the low), which Polars sorts in
@@ -203,10 +264,7 @@ def event_ledger(events: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.Lazy
     factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
     parts: list[pl.LazyFrame] = []
     for rule in rules.points:
-        matches = event_type_in(rule.event)
-        if rule.condition is not None:
-            matches = matches & rule.condition.fill_null(False)
-        matched = counted.filter(matches)
+        matched = counted.filter(rule_matches(rule))
         status = pl.col("_drop")
         if rule.once or rule.unique_by:
             keys = [CONTACT, *(rule.unique_by or ()), pl.col("_drop").is_null()]
@@ -347,6 +405,36 @@ def contact_facts(
     """Per-contact facts beside the score: first/last event, last engagement, counts, flags.
 
     ``with_status`` adds ``status``, ``seasonal`` and ``unengaged`` from the same pass.
+    """
+    return finish_facts(fact_aggregates(events, rules, as_of, with_status), rules, as_of)
+
+
+#: How ``fact_aggregates`` columns of two stretches of time combine (``merge_facts``); the
+#: others (``status_aggregations`` over windows before ``as_of``) come from the later one.
+_FACT_MERGE = {"first_seen_at": "min", "complained": "any", "_status_has_delivered": "any"}
+
+
+def _merge_of(name: str) -> str | None:
+    if name in _FACT_MERGE:
+        return _FACT_MERGE[name]
+    if name.startswith("n_"):
+        return "sum"
+    if name.startswith(("last_", "_last_")):
+        return "max"
+    return None
+
+
+def fact_aggregates(
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+    with_status: bool = False,
+    windows: bool = True,
+) -> pl.LazyFrame:
+    """The facts as per-contact aggregates, before ``finish_facts`` derives the flags.
+
+    ``windows`` false leaves out the status aggregations over windows before ``as_of``
+    (``seasonal``, ``unengaged``): what ``merge_facts`` cannot add up.
 
     Two aggregations, joined: the facts about sends and deliveries (and the first and last
     event) over all events, the other facts over the other events only, which the Parquet
@@ -378,6 +466,8 @@ def contact_facts(
         if with_status
         else {}
     )
+    if not windows:
+        status = {n: e for n, e in status.items() if _merge_of(n) is not None}
     on_all = (
         typed(current)
         .group_by(CONTACT)
@@ -411,24 +501,50 @@ def contact_facts(
         "complained": False,
         **{n: False for n in status if n not in MAILING_AGGREGATIONS},
     }
+    return on_all.join(on_others, on=CONTACT, how="left").with_columns(
+        pl.col(n).fill_null(v) for n, v in empty.items()
+    )
+
+
+def merge_facts(earlier: pl.LazyFrame, later: pl.LazyFrame) -> pl.LazyFrame:
+    """The ``fact_aggregates`` of two stretches of time (``earlier`` made with ``windows``
+    false) as one: counts added, first and last times kept, flags or'ed, windows from
+    ``later``. Contacts of either; columns as ``later``."""
+    schema = later.collect_schema()
+    both = pl.concat([earlier, later], how="diagonal_relaxed")
+    merged = []
+    for name, dtype in schema.items():
+        if name == CONTACT:
+            continue
+        column = pl.col(name)
+        # A window before as_of is in ``later`` only (a row per contact at most): adding
+        # up, or or'ing, gives its value, and 0 or false for a contact ``later`` lacks.
+        how = _merge_of(name) or ("any" if dtype == pl.Boolean else "sum")
+        if how == "sum":
+            merged.append(column.sum().cast(dtype))
+        elif how == "min":
+            merged.append(column.min())
+        elif how == "max":
+            merged.append(column.max())
+        else:
+            merged.append(column.any())
+    return both.group_by(CONTACT).agg(merged).select(schema.names())
+
+
+def finish_facts(facts: pl.LazyFrame, rules: Rules, as_of: datetime) -> pl.LazyFrame:
+    """The facts columns from ``fact_aggregates`` (status columns when they are there)."""
     unsubscribe, resubscribe = pl.col("_last_unsubscribe"), pl.col("_last_resubscribe")
     hard_bounce, delivered = pl.col("_last_hard_bounce"), pl.col("_last_delivered")
     since = (pl.lit(as_of) - pl.col("last_engaged_at")).dt.total_microseconds()
-    facts = (
-        on_all.join(on_others, on=CONTACT, how="left")
-        .with_columns(pl.col(n).fill_null(v) for n, v in empty.items())
-        .with_columns(
-            # A resubscribe after the last unsubscribe lifts it; a delivery after the last
-            # hard bounce proves the address works again. A tie keeps the flag: safer.
-            unsubscribed=unsubscribe.is_not_null()
-            & (resubscribe.is_null() | (resubscribe <= unsubscribe)),
-            hard_bounced=hard_bounce.is_not_null()
-            & (delivered.is_null() | (delivered <= hard_bounce)),
-            days_since_engaged=(since // int(_MICROSECONDS_PER_DAY)).cast(pl.Int64),
-        )
-        .drop("_last_unsubscribe", "_last_resubscribe", "_last_hard_bounce", "_last_delivered")
-    )
-    if not with_status:
+    facts = facts.with_columns(
+        # A resubscribe after the last unsubscribe lifts it; a delivery after the last
+        # hard bounce proves the address works again. A tie keeps the flag: safer.
+        unsubscribed=unsubscribe.is_not_null()
+        & (resubscribe.is_null() | (resubscribe <= unsubscribe)),
+        hard_bounced=hard_bounce.is_not_null() & (delivered.is_null() | (delivered <= hard_bounce)),
+        days_since_engaged=(since // int(_MICROSECONDS_PER_DAY)).cast(pl.Int64),
+    ).drop("_last_unsubscribe", "_last_resubscribe", "_last_hard_bounce", "_last_delivered")
+    if "_status_has_delivered" not in facts.collect_schema():
         return facts
     return facts.with_columns(**status_columns(rules, as_of, pl.col("last_engaged_at"))).drop(
         pl.selectors.starts_with("_status_")
@@ -463,12 +579,6 @@ def rule_totals(
     )
     factor = _factor_of(pl.col(TIMESTAMP), rules, as_of)
 
-    def matches(rule: PointRule) -> pl.Expr:
-        found = event_type_in(rule.event)
-        if rule.condition is not None:
-            found = found & rule.condition.fill_null(False)
-        return found
-
     every = [(i, r) for i, r in enumerate(rules.points) if not (r.once or r.unique_by)]
     # A ``once`` rule without keys earns for its contact's first match: a minimum in the
     # shared pass, not a group_by and join of its own.
@@ -477,13 +587,15 @@ def rule_totals(
     parts: list[pl.LazyFrame] = []
     if every or once:
         earned = [
-            pl.when(matches(r))
+            pl.when(rule_matches(r))
             .then(pl.lit(float(r.points)) * factor)
             .otherwise(0.0)
             .alias(f"_rule{i}")
             for i, r in every
         ]
-        firsts = [pl.when(matches(r)).then(pl.col(TIMESTAMP)).alias(f"_rule{i}") for i, r in once]
+        firsts = [
+            pl.when(rule_matches(r)).then(pl.col(TIMESTAMP)).alias(f"_rule{i}") for i, r in once
+        ]
         parts.append(
             counted.select(CONTACT, *earned, *firsts)
             .group_by(CONTACT)
@@ -505,7 +617,7 @@ def rule_totals(
         )
     for i, rule in keyed:
         first = (
-            counted.filter(matches(rule))
+            counted.filter(rule_matches(rule))
             .group_by([CONTACT, *(rule.unique_by or ())])
             .agg(_first=pl.col(TIMESTAMP).min())
         )
@@ -571,6 +683,57 @@ def group_totals(
     )
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What the events before ``boundary`` leave for scoring at any ``as_of`` at or after it
+    (``carry``): their facts as aggregates, and the events that can still matter to points."""
+
+    boundary: datetime
+    facts: pl.LazyFrame
+    events: pl.LazyFrame
+
+    def filter(self, selection: pl.Expr) -> Carried:
+        """The part about the contacts ``selection`` (over ``contact_id``) keeps."""
+        return Carried(self.boundary, self.facts.filter(selection), self.events.filter(selection))
+
+
+def carry(events: pl.LazyFrame, rules: Rules, boundary: datetime) -> Carried:
+    """The ``Carried`` of ``events`` before ``boundary`` (lazy: the caller collects both)."""
+    last = boundary - timedelta(microseconds=1)
+    before = events.filter(pl.col(TIMESTAMP) < boundary)
+    facts = fact_aggregates(before, rules, last, with_status=True, windows=False)
+    return Carried(boundary, facts, carried_events(events, rules, boundary))
+
+
+def carry_boundary(rules: Rules, as_of: datetime) -> datetime:
+    """The latest boundary a ``Carried`` may have to score at ``as_of``: the start (UTC) of
+    the month in which the ``unengaged`` window opens (the events of that window are read
+    whole; the ``seasonal`` window is read apart, wherever it falls)."""
+    opens = min(status_cutoffs(rules.status, as_of)["unengaged_after"], as_of)
+    return opens.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _carried_facts(
+    events: pl.LazyFrame, carried: Carried, rules: Rules, as_of: datetime, with_status: bool
+) -> pl.LazyFrame:
+    recent = events.filter(pl.col(TIMESTAMP) >= carried.boundary)
+    facts = merge_facts(carried.facts, fact_aggregates(recent, rules, as_of, with_status))
+    if with_status:
+        # The seasonal window (a year back) lies before the boundary: read it apart.
+        cut = status_cutoffs(rules.status, as_of)
+        stamp = pl.col(TIMESTAMP)
+        human = ~excluded_machine(rules, events.collect_schema())
+        seasonal = status_aggregations(rules, as_of, human)["_status_seasonal"]
+        window = stamp.is_between(cut["seasonal_from"], cut["seasonal_to"]) & (stamp <= as_of)
+        flags = events.filter(window).group_by(CONTACT).agg(seasonal.alias("_seasonal"))
+        facts = (
+            facts.join(flags, on=CONTACT, how="left")
+            .with_columns(_status_seasonal=pl.col("_seasonal").fill_null(False))
+            .drop("_seasonal")
+        )
+    return finish_facts(facts, rules, as_of)
+
+
 def score_contacts(
     events: pl.LazyFrame,
     rules: Rules,
@@ -579,6 +742,7 @@ def score_contacts(
     with_status: bool = False,
     ordered: bool = True,
     presorted: bool = False,
+    carried: Carried | None = None,
 ) -> pl.LazyFrame:
     """One row per contact with an event at or before ``as_of``: score, groups, grade, facts.
 
@@ -588,10 +752,23 @@ def score_contacts(
     ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by
     ``contact_id`` unless ``ordered`` is false (for callers that sort later anyway); the query
     is lazy, for the caller to collect once.
+
+    ``carried`` (``carry`` of these events before its boundary, at or before ``as_of``, and no
+    ``contacts``): the same rows, reading only the events from the boundary on (and the
+    seasonal window).
     """
-    sums = group_totals(events, rules, as_of, contacts, presorted)
+    if carried is None:
+        sums = group_totals(events, rules, as_of, contacts, presorted)
+        facts = contact_facts(events, rules, as_of, with_status)
+    else:
+        if contacts is not None or carried.boundary > as_of:
+            raise ValueError("carried facts need as_of at or after their boundary, no contacts")
+        recent = events.filter(pl.col(TIMESTAMP) >= carried.boundary)
+        read = points_columns(events.collect_schema(), rules)
+        both = pl.concat([carried.events, recent.select(read)], how="vertical_relaxed")
+        sums = group_totals(both, rules, as_of)
+        facts = _carried_facts(events, carried, rules, as_of, with_status)
     group_columns = score_columns(rules)
-    facts = contact_facts(events, rules, as_of, with_status)
     total = pl.sum_horizontal(group_columns)
     scored = (
         facts.join(sums, on=CONTACT, how="left")

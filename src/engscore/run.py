@@ -95,6 +95,8 @@ class RunSummary:
     segments: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: How the score step got the store's carried state (``carried.KEPT`` ...), or None.
+    carried: str | None = None
 
     def line(self) -> str:
         """The one-line summary for cron mail and logs."""
@@ -218,7 +220,10 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         )
         prepared = prepare_scoring(request)
         summary.warnings += prepared.warnings
+        # The store's older months are read through their carried state (``engscore.carried``).
+        prepared.carry_in = store if config.carry else None
         scores = compute_scores(prepared)
+        summary.carried = prepared.carried
         made_from = provenance(prepared, root)
         made_from["inputs"] = [{"path": shown_path(store.root, root), "store": True}]
         scores_path = work / "scores.parquet"
@@ -272,6 +277,7 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
             "rows_added": summary.rows_added,
             "duplicates_skipped": added.duplicates if added is not None else 0,
             "contacts": summary.contacts,
+            "carried": summary.carried,
             "segments": dict(summary.segments),
             "warnings": summary.warnings,
         }

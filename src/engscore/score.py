@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import __version__
+from engscore.carried import KEPT, CarriedState
 from engscore.contacts import contacts_schema, load_contacts
 from engscore.errors import DataError
 from engscore.ingest import (
@@ -30,7 +31,7 @@ from engscore.ingest import (
     row_group_ranges,
 )
 from engscore.outputs import output_format, sha256_file, shown_path, write_frame, write_json
-from engscore.points import CONTACT, score_contacts
+from engscore.points import CONTACT, Carried, score_contacts
 from engscore.predict import PredictResult, predict_contacts
 from engscore.readers import first_line
 from engscore.rfm import purchase_events, rfm_scores
@@ -44,7 +45,7 @@ from engscore.rules import (
     load_rules,
 )
 from engscore.status import STATUSES
-from engscore.store import read_contact_numbers
+from engscore.store import EventStore, read_contact_numbers
 from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
 from engscore.timestamps import format_instant
 
@@ -83,6 +84,11 @@ class PreparedScoring:
     presorted: bool = False
     #: Set by ``compute_scores``: the fitted models (or why there are none).
     predictions: PredictResult | None = None
+    #: The store whose carried state the scoring may use and keep (``engscore run``).
+    carry_in: EventStore | None = None
+    #: Set by ``compute_scores``: how the carried state was got (``carried.KEPT`` ...), or
+    #: None when every event was read.
+    carried: str | None = None
 
 
 def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
@@ -130,15 +136,23 @@ def contact_query(
     as_of: datetime,
     contacts: pl.LazyFrame | None = None,
     presorted: bool = False,
+    carried: Carried | None = None,
 ) -> pl.LazyFrame:
     """Everything per contact that needs only that contact's events: points, facts, status.
 
     Columns follow SPEC section 5: the points columns, with ``status``, ``seasonal`` and
     ``unengaged`` after ``days_since_engaged``. Not sorted. ``presorted``: the events are
-    sorted by contact, then time.
+    sorted by contact, then time. ``carried``: what the older events leave (``carried``).
     """
     return score_contacts(
-        events, rules, as_of, contacts, with_status=True, ordered=False, presorted=presorted
+        events,
+        rules,
+        as_of,
+        contacts,
+        with_status=True,
+        ordered=False,
+        presorted=presorted,
+        carried=carried,
     )
 
 
@@ -231,11 +245,13 @@ def _bucketed(
     buckets: int,
     purchases: Future[pl.DataFrame],
     with_ids: bool,
+    carried: CarriedState | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """Score contact by contact bucket: each pass holds about 1/``buckets`` of the events
     (``file_column``: the Parquet column holding the events' ``contact_id``; ``purchases``:
     the collected ``purchase_events``, for RFM). ``with_ids``: also return the ``_event_ids``
-    of the (numbered) events, read in the same passes.
+    of the (numbered) events, read in the same passes; ``carried``: a store's carried state,
+    so that each pass reads only the events from its boundary on.
 
     Points, facts and status only need a contact's own events, so contacts are split by a hash
     of their id and each share is scored on its own; RFM (quantiles over all buyers) runs once
@@ -246,7 +262,8 @@ def _bucketed(
     for selection in selections:
         mine = events.filter(selection)
         theirs = prepared.contacts.filter(selection) if prepared.contacts is not None else None
-        query = contact_query(mine, rules, as_of, theirs, prepared.presorted)
+        share = carried.part(mine, selection) if carried is not None else None
+        query = contact_query(mine, rules, as_of, theirs, prepared.presorted, share)
         part, *ids = _collect_with_ids(query, mine if with_ids else None)
         # Ranges in order, each sorted: together sorted, without sorting the whole table.
         parts.append(part.sort(CONTACT) if ranges else part)
@@ -345,6 +362,17 @@ def _with_contact_ids(columns: list[pl.Series], ids: pl.DataFrame) -> pl.DataFra
     return pl.DataFrame(sorted_columns)
 
 
+def _carried_state(prepared: PreparedScoring, numbered: pl.LazyFrame | None) -> CarriedState | None:
+    """The carried state to score with, when the scoring may use one: a numbered store's
+    events scored by number (``numbered``), no contacts file (profile rules need every
+    event)."""
+    store = prepared.carry_in
+    if store is None or numbered is None or prepared.contacts is not None:
+        return None
+    state = CarriedState(store, numbered, prepared.rules_file.rules, prepared.request.as_of)
+    return state if state.useful else None
+
+
 def _collected(query: pl.LazyFrame) -> pl.DataFrame:
     return query.collect(engine="streaming")
 
@@ -359,9 +387,13 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
     rules = prepared.rules_file.rules
     as_of = prepared.request.as_of
     rows = sum(f.rows_read for f in prepared.files)
-    buckets = max(1, -(-rows // SCORE_BUCKET_ROWS))
     numbered = _numbered(prepared)
     events = prepared.events if numbered is None else numbered
+    carried = _carried_state(prepared, numbered)
+    if carried is not None and carried.how == KEPT:
+        # The passes read the recent months and the carried files only.
+        rows = carried.rows_read()
+    buckets = max(1, -(-rows // SCORE_BUCKET_ROWS))
     try:
         # The models' fit is Python and numpy (plus a 0.3 s scipy import) while the scoring
         # query runs in Polars' threads without the GIL: running both at once overlaps them.
@@ -376,8 +408,11 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
             from_events = numbered is not None and naming is None
             file_column = CONTACT if numbered is None else CONTACT_KEY
             scores, ids = _bucketed(
-                prepared, events, file_column, rules, as_of, buckets, buying, from_events
+                prepared, events, file_column, rules, as_of, buckets, buying, from_events, carried
             )
+            if carried is not None:
+                carried.finish()
+                prepared.carried = carried.how
             predicted = predicting.result()
             if naming is not None:
                 ids = naming.result()
@@ -393,6 +428,9 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
             scores = _with_contact_ids(columns, ids)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot score: {first_line(exc)}") from exc
+    finally:
+        if carried is not None:
+            carried.close()
     if predicted.message and rules.predict.enabled:
         prepared.warnings.append(predicted.message)
     return scores
