@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -207,6 +208,18 @@ def test_a_damaged_carried_state_is_made_afresh(project: Path) -> None:
         json.loads((project / "runs" / "latest" / "manifest.json").read_text())["carried"] is None
     )
     assert scores_and_segments() == first
+
+
+def test_a_contacts_file_turns_the_carried_state_off(project: Path, example_data: Path) -> None:
+    # Profile rules score contacts from their attributes: every event is read.
+    shutil.copy(example_data / "contacts.csv", project / "contacts.csv")
+    config = project / "engscore.yaml"
+    config.write_text(config.read_text().replace("contacts: null", "contacts: contacts.csv"))
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0, out
+    manifest = json.loads((project / "runs" / "latest" / "manifest.json").read_text())
+    assert manifest["carried"] is None
+    assert not (project / "store" / "carried").exists()
 
 
 def test_summary_line_and_exit_codes(project: Path) -> None:
