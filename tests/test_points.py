@@ -21,9 +21,7 @@ from engscore.points import (
     carry_boundary,
     contact_facts,
     contact_ledger,
-    fact_aggregates,
-    merge_facts,
-    points_columns,
+    roll,
     score_contacts,
 )
 from engscore.rules import Rules, default_rules_text
@@ -970,27 +968,12 @@ def test_carried_scoring_matches_the_full_recompute(
         .collect()
         .equals(full)
     )
-    # Carried once more, from an earlier boundary on: what the nightly run does as its
-    # boundary moves on a month.
+    # Rolled on from an earlier boundary, reading only the events from it on: what the
+    # nightly run does as its boundary moves on a month.
     earlier = min(boundary, data.draw(st.sampled_from(stamps or [boundary])))
     first = _collected(carry(frame(events), rules, earlier))
     recent = frame(events).filter(pl.col("timestamp") >= earlier)
-    read = points_columns(frame(events).collect_schema(), rules)
-    again = _collected(carry(pl.concat([first.events, recent.select(read)]), rules, boundary))
-    rolled = Carried(
-        boundary,
-        merge_facts(
-            first.facts,
-            fact_aggregates(
-                recent.filter(pl.col("timestamp") < boundary),
-                rules,
-                boundary - timedelta(microseconds=1),
-                with_status=True,
-                windows=False,
-            ),
-        ),
-        again.events,
-    )
+    rolled = _collected(roll(first, recent, rules, boundary))
     assert (
         score_contacts(frame(events), rules, as_of, with_status=True, carried=rolled)
         .collect()

@@ -350,6 +350,13 @@ def test_config_errors_name_the_line_and_env_overrides(
     with pytest.raises(ConfigError, match="retentoin: unknown key"):
         load_project(config)
     config.write_text(config.read_text().replace("retentoin: 7", "retention: 7"))
+    config.write_text(config.read_text().replace("carry: true", "carry: sometimes"))
+    with pytest.raises(ConfigError, match=r"engscore.yaml:\d+: carry: "):
+        load_project(config)
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 2 and "engscore.yaml:" in out and "carry" in out and "Traceback" not in out
+    assert not (project / "runs").exists()
+    config.write_text(config.read_text().replace("carry: sometimes", "carry: true"))
     monkeypatch.setenv("ENGSCORE_RETENTION", "3")
     monkeypatch.setenv("ENGSCORE_STORE", "/srv/engscore/store")
     loaded = load_project(config).config

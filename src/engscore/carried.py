@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import shutil
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,11 @@ from engscore.points import (
     CONTACT,
     TIMESTAMP,
     Carried,
-    carried_events,
     carry,
     carry_boundary,
     fact_aggregates,
-    merge_facts,
     points_columns,
+    roll,
 )
 from engscore.rules import Rules
 from engscore.store import EventStore
@@ -66,11 +65,11 @@ def _key(rules: Rules) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _months_before(store: EventStore, boundary: datetime) -> dict[str, list[list[Any]]]:
+def _months_before(parts: list[Path], boundary: datetime) -> dict[str, list[list[Any]]]:
     """The part files (name, size) of each month folder before ``boundary``'s month."""
     first_kept = f"{boundary:%Y-%m}"
     months: dict[str, list[list[Any]]] = {}
-    for part in store.part_files():
+    for part in parts:
         if part.parent.name < first_kept:
             months.setdefault(part.parent.name, []).append([part.name, part.stat().st_size])
     return months
@@ -109,6 +108,27 @@ def _readable(folder: Path, expected: dict[str, pl.Schema]) -> bool:
     return True
 
 
+def _usable_boundary(
+    state: dict[str, Any] | None,
+    folder: Path,
+    key: str,
+    events: pl.LazyFrame,
+    rules: Rules,
+    as_of: datetime,
+) -> datetime | None:
+    """The boundary of the carried files in ``folder`` (``state``: their ``state.json``) when
+    they can be used: made for these rules and version (``key``), readable, with the schemas
+    the scoring expects."""
+    if state is None or state.get("key") != key:
+        return None
+    if not _readable(folder, _expected(events, rules, as_of)):
+        return None
+    try:
+        return parse_instant(str(state.get("boundary")))
+    except ValueError:
+        return None
+
+
 def _scanned(folder: Path, boundary: datetime) -> Carried:
     return Carried(boundary, pl.scan_parquet(folder / FACTS), pl.scan_parquet(folder / EVENTS))
 
@@ -128,26 +148,19 @@ class CarriedState:
         self.boundary = carry_boundary(rules, as_of)
         self.folder = store.root / FOLDER
         recover_interrupted(self.folder)
-        self.months = _months_before(store, self.boundary)
-        first_kept = f"{self.boundary:%Y-%m}"
-        self._recent_parts = [p for p in store.part_files() if p.parent.name >= first_kept]
+        parts = store.part_files()
+        self.months = _months_before(parts, self.boundary)
+        self._recent_parts = [p for p in parts if p.parent.name >= f"{self.boundary:%Y-%m}"]
         self.key = _key(rules)
-        self.previous: datetime | None = None
         state = _read_state(self.folder)
-        if state is not None and not _readable(self.folder, _expected(events, rules, as_of)):
-            state = None
-        if state is not None and state.get("key") == self.key:
-            try:
-                self.previous = parse_instant(str(state.get("boundary")))
-            except ValueError:
-                self.previous = None
-        if self.previous == self.boundary and state and state.get("months") == self.months:
+        self.previous = _usable_boundary(state, self.folder, self.key, events, rules, as_of)
+        recorded = state.get("months") if state is not None else None
+        if self.previous == self.boundary and recorded == self.months:
             self.how = KEPT
         elif (
             self.previous is not None
-            and state is not None
             and self.previous < self.boundary
-            and state.get("months") == _months_before(store, self.previous)
+            and recorded == _months_before(parts, self.previous)
         ):
             self.how = ROLLED
         else:
@@ -170,20 +183,10 @@ class CarriedState:
         """The carried share of the contacts ``selection`` keeps (``events``: theirs)."""
         if self.how == KEPT:
             return _scanned(self.folder, self.boundary).filter(selection)
-        stamp = pl.col(TIMESTAMP)
         if self.how == ROLLED:
             assert self.previous is not None
             old = _scanned(self.folder, self.previous).filter(selection)
-            between = events.filter((stamp >= self.previous) & (stamp < self.boundary))
-            last = self.boundary - timedelta(microseconds=1)
-            aggregates = fact_aggregates(between, self.rules, last, True, windows=False)
-            read = points_columns(events.collect_schema(), self.rules)
-            both = pl.concat([old.events, between.select(read)], how="vertical_relaxed")
-            fresh = Carried(
-                self.boundary,
-                merge_facts(old.facts, aggregates),
-                carried_events(both, self.rules, self.boundary),
-            )
+            fresh = roll(old, events, self.rules, self.boundary)
         else:
             fresh = carry(events, self.rules, self.boundary)
         facts, kept = pl.collect_all(
@@ -206,9 +209,7 @@ class CarriedState:
         """Put the files made by ``part`` in place (nothing to do when they were kept)."""
         if self._writers is None:
             return
-        for writer in self._writers:
-            writer.close()
-        self._writers = None
+        self._close_writers()
         state = {
             "version": 1,
             "key": self.key,
@@ -220,9 +221,11 @@ class CarriedState:
 
     def close(self) -> None:
         """Drop files ``finish`` did not put in place."""
-        if self._writers is not None:
-            for writer in self._writers:
-                writer.close()
-            self._writers = None
+        self._close_writers()
         if self._temporary.exists():
             shutil.rmtree(self._temporary, ignore_errors=True)
+
+    def _close_writers(self) -> None:
+        for writer in self._writers or ():
+            writer.close()
+        self._writers = None

@@ -197,9 +197,7 @@ def points_columns(schema: pl.Schema, rules: Rules) -> list[str]:
     the rules' ``unique_by`` keys and ``where`` conditions."""
     read = {CONTACT, EVENT_TYPE, TIMESTAMP, "is_machine"}
     for rule in rules.points:
-        read |= set(rule.unique_by or ())
-        if rule.condition is not None:
-            read |= set(rule.condition.meta.root_names())
+        read |= rule.columns_read
     return [name for name in schema.names() if name in read]
 
 
@@ -699,10 +697,27 @@ class Carried:
 
 def carry(events: pl.LazyFrame, rules: Rules, boundary: datetime) -> Carried:
     """The ``Carried`` of ``events`` before ``boundary`` (lazy: the caller collects both)."""
-    last = boundary - timedelta(microseconds=1)
+    return Carried(
+        boundary, _older_facts(events, rules, boundary), carried_events(events, rules, boundary)
+    )
+
+
+def roll(carried: Carried, events: pl.LazyFrame, rules: Rules, boundary: datetime) -> Carried:
+    """``carried`` moved on to a later ``boundary``: the same as ``carry`` of all the events,
+    reading only ``events`` from ``carried.boundary`` on (the property tests check it)."""
+    stamp = pl.col(TIMESTAMP)
+    between = events.filter(stamp >= carried.boundary)
+    facts = merge_facts(carried.facts, _older_facts(between, rules, boundary))
+    read = points_columns(events.collect_schema(), rules)
+    both = pl.concat([carried.events, between.select(read)], how="vertical_relaxed")
+    return Carried(boundary, facts, carried_events(both, rules, boundary))
+
+
+def _older_facts(events: pl.LazyFrame, rules: Rules, boundary: datetime) -> pl.LazyFrame:
+    """``fact_aggregates`` of the events before ``boundary``, without the windows."""
     before = events.filter(pl.col(TIMESTAMP) < boundary)
-    facts = fact_aggregates(before, rules, last, with_status=True, windows=False)
-    return Carried(boundary, facts, carried_events(events, rules, boundary))
+    last = boundary - timedelta(microseconds=1)
+    return fact_aggregates(before, rules, last, with_status=True, windows=False)
 
 
 def carry_boundary(rules: Rules, as_of: datetime) -> datetime:
@@ -714,9 +729,15 @@ def carry_boundary(rules: Rules, as_of: datetime) -> datetime:
 
 
 def _carried_facts(
-    events: pl.LazyFrame, carried: Carried, rules: Rules, as_of: datetime, with_status: bool
+    events: pl.LazyFrame,
+    recent: pl.LazyFrame,
+    carried: Carried,
+    rules: Rules,
+    as_of: datetime,
+    with_status: bool,
 ) -> pl.LazyFrame:
-    recent = events.filter(pl.col(TIMESTAMP) >= carried.boundary)
+    """The facts of ``events`` from ``carried`` and the ``recent`` events (those from its
+    boundary on); the seasonal window is read from ``events``."""
     facts = merge_facts(carried.facts, fact_aggregates(recent, rules, as_of, with_status))
     if with_status:
         # The seasonal window (a year back) lies before the boundary: read it apart.
@@ -767,7 +788,7 @@ def score_contacts(
         read = points_columns(events.collect_schema(), rules)
         both = pl.concat([carried.events, recent.select(read)], how="vertical_relaxed")
         sums = group_totals(both, rules, as_of)
-        facts = _carried_facts(events, carried, rules, as_of, with_status)
+        facts = _carried_facts(events, recent, carried, rules, as_of, with_status)
     group_columns = score_columns(rules)
     total = pl.sum_horizontal(group_columns)
     scored = (

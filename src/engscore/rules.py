@@ -165,6 +165,14 @@ class PointRule(_Strict):
         """``where`` as a Polars expression."""
         return parse_condition(self.where) if self.where is not None else None
 
+    @property
+    def columns_read(self) -> set[str]:
+        """The event columns the rule reads besides the type: ``unique_by`` and ``where``'s."""
+        read = set(self.unique_by or ())
+        if self.condition is not None:
+            read |= set(self.condition.meta.root_names())
+        return read
+
 
 class ProfileRule(_Strict):
     """Points from a contact's attributes in the contacts file (no decay, no resets)."""

@@ -299,12 +299,8 @@ def _numbered(prepared: PreparedScoring) -> pl.LazyFrame | None:
     """
     if prepared.keyed is None or prepared.contacts is not None:
         return None
-    for rule in prepared.rules_file.rules.points:
-        read = set(rule.unique_by or ())
-        if rule.condition is not None:
-            read |= set(rule.condition.meta.root_names())
-        if CONTACT in read:
-            return None
+    if any(CONTACT in rule.columns_read for rule in prepared.rules_file.rules.points):
+        return None
     # Ranges of numbers read little of each file: an ingest output and a store's month files
     # are sorted by number (an ingest output numbers in id order, so also by id).
     return prepared.keyed.rename({CONTACT: _CONTACT_TEXT, CONTACT_KEY: CONTACT})
