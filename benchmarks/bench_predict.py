@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engscore.predict import (
+from engscore.engine.predict import (
     clv,
     expected_purchases,
     fit_bgnbd,

@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 from bench_ingest import dataset, run_child
 
-from engscore.store import CONTACTS, STORE_ROW_GROUP
+from engscore.io.store import CONTACTS, STORE_ROW_GROUP
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01T03:00:00Z"

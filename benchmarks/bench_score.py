@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from bench_ingest import dataset, run_child
 
-from engscore.ingest import CONTACT_KEY_METADATA, CONTACT_KEY_VERSION
+from engscore.io.ingest import CONTACT_KEY_METADATA, CONTACT_KEY_VERSION
 
 AS_OF = "2026-11-01T00:00:00Z"
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engscore.cli import app
-from engscore.contacts import load_contacts, normalise_contact_id
-from engscore.thresholds import round_threshold, suggest_thresholds
+from engscore.engine.thresholds import round_threshold, suggest_thresholds
+from engscore.io.contacts import load_contacts, normalise_contact_id
 from engscore.timestamps import parse_instant
 from helpers import utc
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from engscore.ingest import IngestOptions, load_events
+from engscore.io.ingest import IngestOptions, load_events
 from engscore.schema import CANONICAL_SCHEMA
 from helpers import load_generator
 

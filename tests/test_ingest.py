@@ -9,9 +9,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from engscore import ingest
 from engscore.errors import ConfigError, DataError
-from engscore.ingest import CONTACT_KEY, IngestOptions, ingest_to_file, load_events
+from engscore.io import ingest
+from engscore.io.ingest import CONTACT_KEY, IngestOptions, ingest_to_file, load_events
 
 INGEST = Path(__file__).parent / "fixtures" / "ingest"
 
@@ -241,7 +241,7 @@ def test_ingested_file_is_read_back_without_rework(tmp_path: Path) -> None:
 def test_parquet_output_numbers_contacts_in_id_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engscore import outputs
+    from engscore.io import outputs
 
     events = tmp_path / "events.csv"
     rows = [f"c{i % 37:02d}@x.org,open,2026-01-{1 + i % 28:02d}T10:00:00Z" for i in range(500)]

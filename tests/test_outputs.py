@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from engscore.outputs import write_frame
+from engscore.io.outputs import write_frame
 
 
 def test_parquet_bytes_do_not_depend_on_chunking(tmp_path: Path) -> None:

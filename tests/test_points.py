@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engscore.durations import Duration
-from engscore.points import (
+from engscore.engine.points import (
     Carried,
     carry,
     carry_boundary,
@@ -24,9 +24,9 @@ from engscore.points import (
     roll,
     score_contacts,
 )
+from engscore.engine.status import contact_status, status_cutoffs
 from engscore.rules import Rules, default_rules_text
 from engscore.schema import CANONICAL_EVENT_TYPES, CANONICAL_SCHEMA
-from engscore.status import contact_status, status_cutoffs
 from helpers import utc
 from reference import (
     EVENT_CONDITIONS,

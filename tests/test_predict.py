@@ -11,9 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-import engscore.predict as predict
-from engscore.errors import ConfigError
-from engscore.predict import (
+import engscore.engine.predict as predict
+from engscore.engine.predict import (
     SUMMARY_COLUMNS,
     BgNbdParams,
     ConvergenceError,
@@ -38,6 +37,7 @@ from engscore.predict import (
     simulate_pareto_nbd,
     spend_log_likelihood,
 )
+from engscore.errors import ConfigError
 from engscore.rules import Predict, Rfm, Rules
 from engscore.schema import CANONICAL_SCHEMA
 from helpers import utc

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 
 from engscore.errors import DataError
-from engscore.ingest import IngestOptions, load_events
+from engscore.io.ingest import IngestOptions, load_events
+from engscore.io.readers import resolve_inputs, scan_file
 from engscore.presets import PRESETS, detect_preset
 from engscore.presets.base import MapContext
-from engscore.readers import resolve_inputs, scan_file
 from helpers import utc
 
 PRESET_FIXTURES = Path(__file__).parent / "fixtures" / "presets"

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from engscore.errors import ConfigError, DataError
-from engscore.readers import detect_format, resolve_inputs, scan_file
+from engscore.io.readers import detect_format, resolve_inputs, scan_file
 
 ROWS = [
     {"contact_id": "a@x.com", "event_type": "open", "timestamp": "2024-01-01T00:00:00Z"},

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from engscore.charts import nice_ticks
-from engscore.points import CONTACT
+from engscore.engine.points import CONTACT
 from engscore.report import (
     ReportInputs,
     ReportRequest,

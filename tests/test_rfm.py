@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engscore.errors import ConfigError
-from engscore.rfm import (
+from engscore.engine.rfm import (
     OUTPUT_COLUMNS,
     SEGMENT_NAMES,
     WHOLE_MAP,
@@ -24,6 +23,7 @@ from engscore.rfm import (
     rfm_segment,
     rfm_table,
 )
+from engscore.errors import ConfigError
 from engscore.rules import Rfm, RfmSegment
 from engscore.schema import CANONICAL_SCHEMA
 from helpers import utc

@@ -15,14 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from engscore import outputs
 from engscore.cli import app
 from engscore.config import init_project, load_project
 from engscore.errors import ConfigError, LockedError
-from engscore.ingest import CONTACT_KEY, load_events
+from engscore.io import outputs
+from engscore.io.ingest import CONTACT_KEY, load_events
+from engscore.io.store import EventStore, append, compact, info
 from engscore.run import project_lock
 from engscore.schema import CANONICAL_SCHEMA
-from engscore.store import EventStore, append, compact, info
 from helpers import utc
 
 runner = CliRunner()
@@ -260,7 +260,7 @@ KILL_AT = """
 import os, signal, sys
 from pathlib import Path
 import engscore.run as run
-import engscore.store as store
+import engscore.io.store as store
 from engscore.config import load_project
 target = sys.argv[2]
 names = {"ingest": (run, "append"), "catalogue": (store, "write_json"),

@@ -8,8 +8,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from engscore.engine.points import ledger
 from engscore.errors import ConfigError, DataError
-from engscore.points import ledger
 from engscore.rules import load_rules
 from engscore.schema import CANONICAL_EVENT_TYPES
 from engscore.score import (
@@ -190,11 +190,11 @@ def test_scoring_in_contact_buckets_gives_the_same_file(
     # Large inputs are scored bucket by bucket (contact ranges of a sorted ingested file, else
     # hash buckets); the result must not depend on it.
     from engscore import score as score_module
-    from engscore.ingest import ingest_to_file
+    from engscore.io.ingest import ingest_to_file
 
     events = example_data / "events.parquet"
     if ingested:
-        from engscore import outputs
+        from engscore.io import outputs
 
         monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)  # several row groups
         events = tmp_path / "ingested.parquet"
@@ -216,9 +216,9 @@ def test_contact_numbers_of_an_ingested_file_give_the_same_scores(
 ) -> None:
     # An ingested Parquet file is scored on its integer contact numbers; the scores file must
     # be the one the text ids give (same rows, same order).
-    from engscore import outputs
     from engscore import score as score_module
-    from engscore.ingest import ingest_to_file
+    from engscore.io import outputs
+    from engscore.io.ingest import ingest_to_file
 
     monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
     events = tmp_path / "ingested.parquet"
@@ -236,7 +236,7 @@ def test_rules_without_point_rules_score_an_ingested_file(
 ) -> None:
     # RFM and status only: the empty points table must take the contact numbers' type (it
     # was a String column, and the join with the facts failed).
-    from engscore.ingest import ingest_to_file
+    from engscore.io.ingest import ingest_to_file
 
     events = tmp_path / "ingested.parquet"
     ingest_to_file([str(example_data / "events.parquet")], events)
@@ -251,7 +251,7 @@ def test_rules_without_point_rules_score_an_ingested_file(
 
 def test_rules_reading_contact_id_score_on_the_text_ids(example_data: Path, tmp_path: Path) -> None:
     from engscore import score as score_module
-    from engscore.ingest import ingest_to_file
+    from engscore.io.ingest import ingest_to_file
 
     events = tmp_path / "ingested.parquet"
     ingest_to_file([str(example_data / "events.parquet")], events)
@@ -276,8 +276,8 @@ def test_ingest_outputs_glued_together_are_not_trusted_to_be_sorted(
     # numbers then clash and the rows are out of order, which the row groups show.
     import pyarrow as pa
 
-    from engscore import outputs
-    from engscore.ingest import ingest_to_file
+    from engscore.io import outputs
+    from engscore.io.ingest import ingest_to_file
 
     monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
     events = pl.read_parquet(example_data / "events.parquet")

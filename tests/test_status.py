@@ -9,10 +9,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from engscore.engine.status import STATUS_SCHEMA, STATUSES, contact_status, status_cutoffs
 from engscore.errors import ConfigError
 from engscore.rules import Rules, Status, rules_from_doc
 from engscore.schema import CANONICAL_SCHEMA
-from engscore.status import STATUS_SCHEMA, STATUSES, contact_status, status_cutoffs
 from engscore.yamlconf import parse_yaml
 from helpers import utc
 

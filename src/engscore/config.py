@@ -80,7 +80,7 @@ class ProjectConfig(_Strict):
     store: str = "store"
     output: str = "runs"
     retention: int = Field(default=7, ge=1)
-    #: Score the store's older months from their carried state (``engscore.carried``).
+    #: Score the store's older months from their carried state (``engscore.io.carried``).
     carry: bool = True
     report: ReportOptions = ReportOptions()
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import polars as pl
 
-from engscore.contacts import normalise_contact_id
+from engscore.engine.points import CONTACT, contact_ledger, score_contacts
 from engscore.errors import DataError
-from engscore.outputs import CSV_DATETIME
-from engscore.points import CONTACT, contact_ledger, score_contacts
-from engscore.readers import first_line
+from engscore.io.contacts import normalise_contact_id
+from engscore.io.outputs import CSV_DATETIME
+from engscore.io.readers import first_line
 from engscore.score import PreparedScoring
 from engscore.timestamps import format_instant
 

@@ -32,12 +32,13 @@ from engscore.charts import (
     line_chart,
     percent,
 )
-from engscore.contacts import load_contacts
 from engscore.durations import Duration
+from engscore.engine.rfm import SEGMENT_NAMES
+from engscore.engine.status import STATUSES, machine_flag
 from engscore.errors import ConfigError, DataError
-from engscore.ingest import IngestOptions, load_events
-from engscore.outputs import atomic_path, shown_path
-from engscore.rfm import SEGMENT_NAMES
+from engscore.io.contacts import load_contacts
+from engscore.io.ingest import IngestOptions, load_events
+from engscore.io.outputs import atomic_path, shown_path
 from engscore.rules import load_rules
 from engscore.segments import (
     SUPPRESSED,
@@ -46,7 +47,6 @@ from engscore.segments import (
     recorded_rules,
     scores_schema,
 )
-from engscore.status import STATUSES, machine_flag
 
 CONTACT = "contact_id"
 STATUS_LABELS = {

@@ -242,7 +242,7 @@ class Rfm(_Strict):
     order_id_column: str | None = None
     monetary: Literal["sum", "mean"] = "sum"
     bins: Literal[3, 4, 5] = 5
-    #: The named segment map; None uses the built-in map (``engscore.rfm``).
+    #: The named segment map; None uses the built-in map (``engscore.engine.rfm``).
     segments: tuple[RfmSegment, ...] | None = None
 
     @field_validator("purchase_events", mode="before")
@@ -459,7 +459,7 @@ def rules_from_doc(doc: LocatedYaml) -> RulesFile:
         seen.add(name)
     if rules.rfm.segments is not None:
         # Imported here: the RFM module itself builds on these models.
-        from engscore.rfm import check_segment_map
+        from engscore.engine.rfm import check_segment_map
 
         problems = check_segment_map(rules.rfm.segments, rules.rfm.bins)
         if problems:

@@ -26,8 +26,9 @@ from typing import Any
 from engscore import __version__
 from engscore.config import Project
 from engscore.errors import DataError, LockedError
-from engscore.ingest import IngestOptions
-from engscore.outputs import pid_alive, sha256_file, shown_path, write_frame, write_json
+from engscore.io.ingest import IngestOptions
+from engscore.io.outputs import pid_alive, sha256_file, shown_path, write_frame, write_json
+from engscore.io.store import EventStore, append
 from engscore.report import ReportRequest, run_report
 from engscore.rules import load_rules
 from engscore.score import (
@@ -38,7 +39,6 @@ from engscore.score import (
     scores_metadata,
 )
 from engscore.segments import SegmentRequest, load_segments_file, run_segment
-from engscore.store import EventStore, append
 from engscore.timestamps import format_instant
 from engscore.ui import human_int
 
@@ -220,7 +220,7 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         )
         prepared = prepare_scoring(request)
         summary.warnings += prepared.warnings
-        # The store's older months are read through their carried state (``engscore.carried``).
+        # The store's older months are read through their carried state (``engscore.io.carried``).
         prepared.carry_in = store if config.carry else None
         scores = compute_scores(prepared)
         summary.carried = prepared.carried

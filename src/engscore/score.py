@@ -20,21 +20,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import __version__
-from engscore.carried import KEPT, CarriedState
-from engscore.contacts import contacts_schema, load_contacts
+from engscore.engine.points import CONTACT, Carried, score_contacts
+from engscore.engine.predict import PredictResult, predict_contacts
+from engscore.engine.rfm import purchase_events, rfm_scores
+from engscore.engine.status import STATUSES
+from engscore.engine.thresholds import ThresholdSuggestion, suggest_thresholds
 from engscore.errors import DataError
-from engscore.ingest import (
+from engscore.io.carried import KEPT, CarriedState
+from engscore.io.contacts import contacts_schema, load_contacts
+from engscore.io.ingest import (
     CONTACT_KEY,
     FileReport,
     IngestOptions,
     load_events,
     row_group_ranges,
 )
-from engscore.outputs import output_format, sha256_file, shown_path, write_frame, write_json
-from engscore.points import CONTACT, Carried, score_contacts
-from engscore.predict import PredictResult, predict_contacts
-from engscore.readers import first_line
-from engscore.rfm import purchase_events, rfm_scores
+from engscore.io.outputs import output_format, sha256_file, shown_path, write_frame, write_json
+from engscore.io.readers import first_line
+from engscore.io.store import EventStore, read_contact_numbers
 from engscore.rules import (
     Rules,
     RulesFile,
@@ -44,9 +47,6 @@ from engscore.rules import (
     default_rules_text,
     load_rules,
 )
-from engscore.status import STATUSES
-from engscore.store import EventStore, read_contact_numbers
-from engscore.thresholds import ThresholdSuggestion, suggest_thresholds
 from engscore.timestamps import format_instant
 
 #: Parquet metadata of a scores file: what produced it (read back by later commands).

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from engscore import __version__
 from engscore.durations import Duration
 from engscore.errors import ConfigError, DataError
-from engscore.outputs import (
+from engscore.io.outputs import (
     CSV_DATETIME,
     PARQUET_ROW_GROUP,
     recover_interrupted,
@@ -39,7 +39,7 @@ from engscore.outputs import (
     swap_folder,
     write_json,
 )
-from engscore.readers import first_line
+from engscore.io.readers import first_line
 from engscore.rules import Rules, SegmentDefinition, SegmentsFile, load_rules, parse_condition
 from engscore.score import LAST_SCORE_RECORD
 from engscore.timestamps import format_instant, parse_instant

@@ -21,8 +21,8 @@ from engscore.cli.options import (
     TimezoneOpt,
     ingest_options,
 )
-from engscore.ingest import IngestSummary, ingest_to_file
-from engscore.store import EventStore, append
+from engscore.io.ingest import IngestSummary, ingest_to_file
+from engscore.io.store import EventStore, append
 from engscore.ui import human_int
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from engscore.config import command_defaults
-from engscore.ingest import IngestOptions, OnError
+from engscore.io.ingest import IngestOptions, OnError
 from engscore.presets import PRESET_NAMES
 from engscore.score import ScoreRequest
 from engscore.timestamps import parse_instant

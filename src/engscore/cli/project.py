@@ -16,7 +16,7 @@ from engscore.cli.options import (
 )
 from engscore.config import config_path, init_project, load_project
 from engscore.errors import ConfigError
-from engscore.store import EventStore, compact, info
+from engscore.io.store import EventStore, compact, info
 from engscore.timestamps import format_instant, parse_instant
 from engscore.ui import human_int
 

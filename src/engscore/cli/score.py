@@ -28,8 +28,8 @@ from engscore.cli.options import (
     TimezoneOpt,
     score_request,
 )
+from engscore.engine.points import STATUS_TEXT
 from engscore.explain import Explanation, explain_contact
-from engscore.points import STATUS_TEXT
 from engscore.score import ScoreSummary, prepare_scoring, run_score
 from engscore.timestamps import format_instant
 from engscore.ui import human_int

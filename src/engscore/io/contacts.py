@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from engscore.errors import DataError
-from engscore.readers import collect_schema, first_line, resolve_inputs, scan_file
+from engscore.io.readers import collect_schema, first_line, resolve_inputs, scan_file
 
 CONTACT = "contact_id"
 _KEY_NAMES = ("contact_id", "email", "email_address", "emailaddress", "e_mail", "$email")

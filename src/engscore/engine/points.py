@@ -18,9 +18,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from engscore.durations import Duration
-from engscore.rules import PointRule, Rules
-from engscore.schema import CANONICAL_EVENT_TYPES
-from engscore.status import (
+from engscore.engine.status import (
     MAILING_AGGREGATIONS,
     excluded_machine,
     latest,
@@ -29,6 +27,8 @@ from engscore.status import (
     status_columns,
     status_cutoffs,
 )
+from engscore.rules import PointRule, Rules
+from engscore.schema import CANONICAL_EVENT_TYPES
 
 CONTACT = "contact_id"
 TIMESTAMP = "timestamp"
@@ -767,7 +767,7 @@ def score_contacts(
 ) -> pl.LazyFrame:
     """One row per contact with an event at or before ``as_of``: score, groups, grade, facts.
 
-    ``with_status`` adds the inactivity status columns (``engscore.status``) in the same pass.
+    ``with_status`` adds the inactivity status columns (``engscore.engine.status``) in the same pass.
     ``presorted`` says the events are sorted by contact, then time (see ``counted_events``).
 
     ``contacts`` (with a ``contact_id`` column) feeds the profile rules. Rows are sorted by

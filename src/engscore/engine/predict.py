@@ -84,9 +84,9 @@ import numpy.typing as npt
 import polars as pl
 
 from engscore.durations import Duration
+from engscore.engine.points import stable_sum
+from engscore.engine.rfm import purchase_events
 from engscore.errors import ConfigError
-from engscore.points import stable_sum
-from engscore.rfm import purchase_events
 from engscore.rules import Predict, Rfm, Rules
 
 

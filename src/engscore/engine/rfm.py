@@ -75,8 +75,8 @@ from typing import Any
 
 import polars as pl
 
+from engscore.engine.points import event_type_in, stable_sum
 from engscore.errors import ConfigError
-from engscore.points import event_type_in, stable_sum
 from engscore.rules import Rfm, RfmSegment
 
 CONTACT = "contact_id"
@@ -273,7 +273,7 @@ def quantile_score(value: pl.Expr, bins: int, *, descending: bool = False) -> pl
 
 def purchase_events(events: pl.LazyFrame, config: Rfm, as_of: datetime) -> pl.LazyFrame:
     """The purchase events at or before ``as_of``, with only the columns RFM and the
-    predictions read (``engscore.predict.purchase_summary`` uses the same definition).
+    predictions read (``engscore.engine.predict.purchase_summary`` uses the same definition).
 
     Purchases are few: ``engscore score`` collects them once and runs both on the result.
     """

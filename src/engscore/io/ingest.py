@@ -22,18 +22,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import timestamps
-from engscore.errors import ConfigError, DataError
-from engscore.mapping import load_mapping
-from engscore.normalise import (
+from engscore.engine.normalise import (
     canonicalise,
     drop_duplicates,
     finalise,
     flag_machine_opens,
 )
-from engscore.outputs import ChunkWriter, atomic_path, output_format, write_frame
-from engscore.presets import PRESET_NAMES, detect_preset, get_preset
-from engscore.presets.base import MapContext, Preset
-from engscore.readers import (
+from engscore.errors import ConfigError, DataError
+from engscore.io.outputs import ChunkWriter, atomic_path, output_format, write_frame
+from engscore.io.readers import (
     InputFile,
     collect_schema,
     first_line,
@@ -41,6 +38,9 @@ from engscore.readers import (
     resolve_inputs,
     scan_file,
 )
+from engscore.mapping import load_mapping
+from engscore.presets import PRESET_NAMES, detect_preset, get_preset
+from engscore.presets.base import MapContext, Preset
 
 CONTACT = "contact_id"
 OnError = Literal["fail", "skip"]
@@ -205,7 +205,7 @@ def _ascending_row_groups(footer: pq.FileMetaData, column: str) -> bool:
 
 def _store_events(root: Path) -> LoadedEvents:
     """An event store as input: already canonical and de-duplicated."""
-    from engscore.store import EventStore  # the store itself appends through load_events
+    from engscore.io.store import EventStore  # the store itself appends through load_events
 
     store = EventStore(root)
     parts = store.part_files()

@@ -37,8 +37,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engscore.errors import DataError
-from engscore.ingest import CONTACT_KEY, IngestOptions, load_events
-from engscore.outputs import (
+from engscore.io.ingest import CONTACT_KEY, IngestOptions, load_events
+from engscore.io.outputs import (
     PARQUET_ROW_GROUP,
     atomic_path,
     recover_interrupted,
@@ -46,7 +46,7 @@ from engscore.outputs import (
     swap_folder,
     write_json,
 )
-from engscore.readers import first_line, resolve_inputs
+from engscore.io.readers import first_line, resolve_inputs
 from engscore.schema import CANONICAL_SCHEMA
 
 CATALOGUE = "catalogue.json"

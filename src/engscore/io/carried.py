@@ -36,8 +36,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engscore import __version__
-from engscore.outputs import ChunkWriter, recover_interrupted, swap_folder, write_json
-from engscore.points import (
+from engscore.engine.points import (
     CONTACT,
     TIMESTAMP,
     Carried,
@@ -47,8 +46,9 @@ from engscore.points import (
     points_columns,
     roll,
 )
+from engscore.io.outputs import ChunkWriter, recover_interrupted, swap_folder, write_json
+from engscore.io.store import EventStore
 from engscore.rules import Rules
-from engscore.store import EventStore
 from engscore.timestamps import format_instant, parse_instant
 
 FOLDER = "carried"
