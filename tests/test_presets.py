@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 
 from engscore.errors import DataError
-from engscore.io.ingest import IngestOptions, load_events
+from engscore.io.events import load_events
+from engscore.io.ingest import IngestOptions
 from engscore.io.readers import resolve_inputs, scan_file
 from engscore.presets import PRESETS, detect_preset
 from engscore.presets.base import MapContext

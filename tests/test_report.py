@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 
 from engscore.charts import nice_ticks
-from engscore.engine.points import CONTACT
 from engscore.report import (
     ReportInputs,
     ReportRequest,
@@ -21,6 +20,7 @@ from engscore.report import (
     run_report,
 )
 from engscore.rules import load_rules
+from engscore.schema import CONTACT
 from engscore.score import ScoreRequest, compute_scores, prepare_scoring
 from helpers import utc
 

@@ -19,7 +19,8 @@ from engscore.cli import app
 from engscore.config import init_project, load_project
 from engscore.errors import ConfigError, LockedError
 from engscore.io import outputs
-from engscore.io.ingest import CONTACT_KEY, load_events
+from engscore.io.events import load_events
+from engscore.io.ingest import CONTACT_KEY
 from engscore.io.store import EventStore, append, compact, info
 from engscore.run import project_lock
 from engscore.schema import CANONICAL_SCHEMA

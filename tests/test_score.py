@@ -8,7 +8,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from engscore.engine.points import ledger
+from engscore.engine.ledger import ledger
 from engscore.errors import ConfigError, DataError
 from engscore.rules import load_rules
 from engscore.schema import CANONICAL_EVENT_TYPES

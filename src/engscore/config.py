@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from engscore import timestamps
 from engscore.durations import Duration
 from engscore.errors import ConfigError
 from engscore.rules import default_rules_text
-from engscore.yamlconf import LocatedYaml, load_yaml, validate_model
+from engscore.yamlconf import LocatedYaml, StrictModel, load_yaml, validate_model
 
 CONFIG_NAME = "engscore.yaml"
 #: Environment variables for the settings people set per server.
@@ -30,11 +30,7 @@ ENVIRONMENT = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Inputs(_Strict):
+class Inputs(StrictModel):
     """Where the exports land and how to read them."""
 
     paths: tuple[str, ...] = ("incoming",)
@@ -60,14 +56,14 @@ class Inputs(_Strict):
         return value
 
 
-class ReportOptions(_Strict):
+class ReportOptions(StrictModel):
     """What the nightly report shows."""
 
     title: str = "Engagement report"
     by: tuple[str, ...] = ()
 
 
-class ProjectConfig(_Strict):
+class ProjectConfig(StrictModel):
     """``engscore.yaml``."""
 
     version: Literal[1] = 1

@@ -1,6 +1,6 @@
 """``engscore explain``: the point ledger of one contact.
 
-The ledger is the same one the score is summed from (``points.ledger``), filtered to the
+The ledger is the same one the score is summed from (``engine.ledger.ledger``), filtered to the
 contact before anything else so Parquet inputs are read with predicate pushdown. Every
 matching event is listed, with the points it earned or why it earned none; cap and clamp
 adjustments are lines of their own, so the lines add up to the score ``engscore score`` reports.
@@ -14,11 +14,13 @@ from typing import Any
 
 import polars as pl
 
-from engscore.engine.points import CONTACT, contact_ledger, score_contacts
+from engscore.engine.ledger import contact_ledger
+from engscore.engine.scoring import score_contacts
 from engscore.errors import DataError
 from engscore.io.contacts import normalise_contact_id
 from engscore.io.outputs import CSV_DATETIME
 from engscore.io.readers import first_line
+from engscore.schema import CONTACT
 from engscore.score import PreparedScoring
 from engscore.timestamps import format_instant
 
@@ -31,7 +33,7 @@ class Explanation:
     as_of: datetime
     rules: str
     found: bool
-    #: Ledger rows in time order (profile and cap rows last); see ``points.LEDGER_SCHEMA``.
+    #: Ledger rows in time order (profile and cap rows last); see ``engine.ledger.LEDGER_SCHEMA``.
     lines: pl.DataFrame
     groups: dict[str, float]
     #: What clipping to [min_score, max_score] added (0.0 when the score was not clipped).

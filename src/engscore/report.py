@@ -33,13 +33,16 @@ from engscore.charts import (
     percent,
 )
 from engscore.durations import Duration
-from engscore.engine.rfm import SEGMENT_NAMES
-from engscore.engine.status import STATUSES, machine_flag
+from engscore.engine.exprs import machine_flag
+from engscore.engine.status import STATUSES
 from engscore.errors import ConfigError, DataError
 from engscore.io.contacts import load_contacts
-from engscore.io.ingest import IngestOptions, load_events
+from engscore.io.events import load_events
+from engscore.io.ingest import IngestOptions
 from engscore.io.outputs import atomic_path, shown_path
+from engscore.rfm_map import SEGMENT_NAMES
 from engscore.rules import load_rules
+from engscore.schema import CONTACT
 from engscore.segments import (
     SUPPRESSED,
     locate_scores,
@@ -48,7 +51,6 @@ from engscore.segments import (
     scores_schema,
 )
 
-CONTACT = "contact_id"
 STATUS_LABELS = {
     "active": "Active",
     "at_risk": "At risk",

@@ -16,9 +16,6 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     FiniteFloat,
     PlainSerializer,
@@ -31,8 +28,9 @@ from pydantic import (
 
 from engscore.durations import Duration
 from engscore.errors import ConfigError
+from engscore.rfm_map import RfmSegment, check_segment_map
 from engscore.schema import CANONICAL_EVENT_TYPES, CANONICAL_SCHEMA
-from engscore.yamlconf import LocatedYaml, load_yaml, parse_yaml, validate_model
+from engscore.yamlconf import LocatedYaml, StrictModel, load_yaml, parse_yaml, validate_model
 
 DEFAULT_ENGAGED_EVENTS = ("open", "click", "reply", "page_view", "form_submit", "purchase")
 DEFAULT_GROUP = "engagement"
@@ -71,11 +69,7 @@ def parse_condition(text: str) -> pl.Expr:
     return expr
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Decay(_Strict):
+class Decay(StrictModel):
     """Exponential decay of points with age."""
 
     half_life: DurationField
@@ -88,7 +82,7 @@ class Decay(_Strict):
         return value
 
 
-class Reset(_Strict):
+class Reset(StrictModel):
     """When a contact's points start again from zero."""
 
     on_events: tuple[str, ...] = ()
@@ -117,7 +111,7 @@ def _check_group(value: str) -> str:
     return value
 
 
-class PointRule(_Strict):
+class PointRule(StrictModel):
     """Points for events of a type (or types) that match an optional condition."""
 
     name: str = Field(min_length=1)
@@ -174,7 +168,7 @@ class PointRule(_Strict):
         return read
 
 
-class ProfileRule(_Strict):
+class ProfileRule(StrictModel):
     """Points from a contact's attributes in the contacts file (no decay, no resets)."""
 
     name: str = Field(min_length=1)
@@ -199,41 +193,7 @@ class ProfileRule(_Strict):
         return parse_condition(self.where)
 
 
-def _score_range(value: Any) -> Any:
-    """``4``, ``"4-5"`` or ``[4, 5]`` -> ``(4, 5)``."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*-\s*[0-9]+\s*", value):
-        low, high = (int(part) for part in value.split("-"))
-        return (low, high)
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return tuple(value)
-    raise ValueError(f'{value!r} is not a score range; write 4, "3-5" or [3, 5]')
-
-
-ScoreRange = Annotated[tuple[int, int], BeforeValidator(_score_range)]
-
-
-class RfmSegment(_Strict):
-    """One named segment of the RFM map: the (R, F, M) boxes it covers (ranges inclusive)."""
-
-    name: str = Field(min_length=1)
-    r: ScoreRange
-    f: ScoreRange
-    m: ScoreRange | None = None  # None: every M score
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RfmSegment:
-        for key in ("r", "f", "m"):
-            span = getattr(self, key)
-            if span is not None and (span[0] > span[1] or span[0] < 1):
-                raise ValueError(f"{key}: {span[0]}-{span[1]} is not a range of scores from 1 up")
-        return self
-
-
-class Rfm(_Strict):
+class Rfm(StrictModel):
     """RFM on purchase events (recency, frequency, monetary value)."""
 
     purchase_events: tuple[str, ...] = ("purchase",)
@@ -251,7 +211,7 @@ class Rfm(_Strict):
         return _event_names(value)
 
 
-class Status(_Strict):
+class Status(StrictModel):
     """Inactivity thresholds (time since the last engagement) and the related flags."""
 
     at_risk_after: DurationField = Duration(3, "m")
@@ -276,7 +236,7 @@ class Status(_Strict):
         return self
 
 
-class Predict(_Strict):
+class Predict(StrictModel):
     """Buy-till-you-die predictions per buyer: P(alive), expected purchases and CLV."""
 
     enabled: bool = True
@@ -295,7 +255,7 @@ class Predict(_Strict):
 _SEGMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class SegmentDefinition(_Strict):
+class SegmentDefinition(StrictModel):
     """A segment: contacts of the scores file for which ``where`` holds."""
 
     name: str
@@ -335,7 +295,7 @@ class SegmentDefinition(_Strict):
         return parse_condition(self.where)
 
 
-class SegmentsFile(_Strict):
+class SegmentsFile(StrictModel):
     """A segments file of its own (``engscore segment --segments FILE``)."""
 
     version: Literal[1] = 1
@@ -343,7 +303,7 @@ class SegmentsFile(_Strict):
     segments: tuple[SegmentDefinition, ...] = ()
 
 
-class Rules(_Strict):
+class Rules(StrictModel):
     """A whole rules file."""
 
     version: Literal[1] = 1
@@ -458,9 +418,6 @@ def rules_from_doc(doc: LocatedYaml) -> RulesFile:
             )
         seen.add(name)
     if rules.rfm.segments is not None:
-        # Imported here: the RFM module itself builds on these models.
-        from engscore.engine.rfm import check_segment_map
-
         problems = check_segment_map(rules.rfm.segments, rules.rfm.bins)
         if problems:
             index, problem = problems[0]

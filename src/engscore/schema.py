@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
+#: The canonical columns every stage reads by name.
+CONTACT = "contact_id"
+EVENT_TYPE = "event_type"
+TIMESTAMP = "timestamp"
+
 CANONICAL_EVENT_TYPES: tuple[str, ...] = (
     "send",
     "delivered",
@@ -22,9 +27,9 @@ TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
 
 #: Canonical columns in output order, with their Polars types.
 CANONICAL_SCHEMA: dict[str, pl.DataType] = {
-    "contact_id": pl.String(),
-    "event_type": pl.String(),
-    "timestamp": TIMESTAMP_DTYPE,
+    CONTACT: pl.String(),
+    EVENT_TYPE: pl.String(),
+    TIMESTAMP: TIMESTAMP_DTYPE,
     "event_id": pl.String(),
     "campaign_id": pl.String(),
     "url": pl.String(),
@@ -33,6 +38,6 @@ CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     "bounce_type": pl.String(),
 }
 
-REQUIRED_COLUMNS: tuple[str, ...] = ("contact_id", "event_type", "timestamp")
+REQUIRED_COLUMNS: tuple[str, ...] = (CONTACT, EVENT_TYPE, TIMESTAMP)
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in CANONICAL_SCHEMA if c not in REQUIRED_COLUMNS)
 BOUNCE_TYPES: tuple[str, ...] = ("hard", "soft")

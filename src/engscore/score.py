@@ -20,19 +20,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import __version__
-from engscore.engine.points import CONTACT, Carried, score_contacts
+from engscore.engine.carry import Carried
 from engscore.engine.predict import PredictResult, predict_contacts
 from engscore.engine.rfm import purchase_events, rfm_scores
+from engscore.engine.scoring import score_contacts
 from engscore.engine.status import STATUSES
 from engscore.engine.thresholds import ThresholdSuggestion, suggest_thresholds
 from engscore.errors import DataError
 from engscore.io.carried import KEPT, CarriedState
 from engscore.io.contacts import contacts_schema, load_contacts
+from engscore.io.events import load_events
 from engscore.io.ingest import (
     CONTACT_KEY,
     FileReport,
     IngestOptions,
-    load_events,
     row_group_ranges,
 )
 from engscore.io.outputs import output_format, sha256_file, shown_path, write_frame, write_json
@@ -47,6 +48,7 @@ from engscore.rules import (
     default_rules_text,
     load_rules,
 )
+from engscore.schema import CONTACT
 from engscore.timestamps import format_instant
 
 #: Parquet metadata of a scores file: what produced it (read back by later commands).

@@ -41,11 +41,11 @@ from engscore.io.outputs import (
 )
 from engscore.io.readers import first_line
 from engscore.rules import Rules, SegmentDefinition, SegmentsFile, load_rules, parse_condition
+from engscore.schema import CONTACT
 from engscore.score import LAST_SCORE_RECORD
 from engscore.timestamps import format_instant, parse_instant
 from engscore.yamlconf import LocatedYaml, load_yaml, validate_model
 
-CONTACT = "contact_id"
 SUPPRESSED = pl.col("unsubscribed") | pl.col("complained") | pl.col("hard_bounced")
 #: Exported after the contact column when a segment names no columns (those that exist).
 DEFAULT_COLUMNS = (

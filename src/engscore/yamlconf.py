@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engscore.errors import ConfigError
 
 PathKey = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are errors (typos never pass silently), values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LocatedYaml:

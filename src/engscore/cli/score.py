@@ -28,7 +28,7 @@ from engscore.cli.options import (
     TimezoneOpt,
     score_request,
 )
-from engscore.engine.points import STATUS_TEXT
+from engscore.engine.ledger import STATUS_TEXT
 from engscore.explain import Explanation, explain_contact
 from engscore.score import ScoreSummary, prepare_scoring, run_score
 from engscore.timestamps import format_instant

@@ -84,7 +84,7 @@ import numpy.typing as npt
 import polars as pl
 
 from engscore.durations import Duration
-from engscore.engine.points import stable_sum
+from engscore.engine.exprs import stable_sum
 from engscore.engine.rfm import purchase_events
 from engscore.errors import ConfigError
 from engscore.rules import Predict, Rfm, Rules

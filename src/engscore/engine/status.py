@@ -41,11 +41,9 @@ from datetime import datetime
 import polars as pl
 
 from engscore.durations import Duration
+from engscore.engine.exprs import latest, machine_flag
 from engscore.rules import Rules, Status
-
-CONTACT = "contact_id"
-TIMESTAMP = "timestamp"
-EVENT_TYPE = "event_type"
+from engscore.schema import CONTACT, EVENT_TYPE, TIMESTAMP
 
 ACTIVE = "active"
 AT_RISK = "at_risk"
@@ -84,20 +82,6 @@ def status_cutoffs(status: Status, as_of: datetime) -> dict[str, datetime]:
         "seasonal_to": status.seasonal_window.add_to(year_ago),
         "unengaged_after": status.unengaged_window.subtract_from(as_of),
     }
-
-
-def machine_flag(schema: pl.Schema) -> pl.Expr:
-    """True for machine events (``is_machine``; null or a missing column count as human)."""
-    return pl.col("is_machine").fill_null(False) if "is_machine" in schema else pl.lit(False)
-
-
-def latest(stamp: pl.Expr, condition: pl.Expr) -> pl.Expr:
-    """The largest ``stamp`` where ``condition`` holds, as a group aggregation (null if none).
-
-    ``when/then`` rather than ``filter``: the streaming engine runs it as a plain reduction,
-    about twice as fast.
-    """
-    return pl.when(condition).then(stamp).max()
 
 
 def excluded_machine(rules: Rules, schema: pl.Schema) -> pl.Expr:

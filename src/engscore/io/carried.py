@@ -1,10 +1,10 @@
 """The nightly run's carried state: what a store's older months leave for scoring.
 
 ``engscore run`` rescores every contact each night, but the months of the store before the
-boundary (``points.carry_boundary``: the start of the month in which the ``unengaged``
+boundary (``engine.carry.carry_boundary``: the start of the month in which the ``unengaged``
 window opens, about seven months back) only change when an export brings events that old,
 or when ``engscore store compact`` rewrites them. What they leave for scoring
-(``points.carry``: per-contact facts that add up, and the events that can still earn points
+(``engine.carry.carry``: per-contact facts that add up, and the events that can still earn points
 or place a streak) is kept in the store::
 
     store/carried/
@@ -14,12 +14,12 @@ or place a streak) is kept in the store::
       events.parquet   the events before the boundary that can still matter to points
 
 and the night scores from it plus the events from the boundary on: the same scores file, bit
-for bit (the property tests in ``tests/test_points.py`` check the engine; ``tests/test_run.py``
-the files). The state is used when everything it was made from is unchanged; when the
-boundary has moved on (a new month) it is rolled forward over the months in between;
-otherwise (first run, other rules, an old month changed) it is made afresh from the store,
-which costs that night a pass over the older months. Files are written to a temporary folder
-and swapped in whole; a state that cannot be read is made afresh.
+for bit (the property tests in ``tests/engine/test_carry.py`` check the engine,
+``tests/test_run.py`` the files). The state is used when everything it was made from is
+unchanged; when the boundary has moved on (a new month) it is rolled forward over the months
+in between; otherwise (first run, other rules, an old month changed) it is made afresh from
+the store, which costs that night a pass over the older months. Files are written to a
+temporary folder and swapped in whole; a state that cannot be read is made afresh.
 """
 
 from __future__ import annotations
@@ -36,19 +36,13 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engscore import __version__
-from engscore.engine.points import (
-    CONTACT,
-    TIMESTAMP,
-    Carried,
-    carry,
-    carry_boundary,
-    fact_aggregates,
-    points_columns,
-    roll,
-)
+from engscore.engine.carry import Carried, carry, carry_boundary, roll
+from engscore.engine.counting import points_columns
+from engscore.engine.facts import fact_aggregates
 from engscore.io.outputs import ChunkWriter, recover_interrupted, swap_folder, write_json
 from engscore.io.store import EventStore
 from engscore.rules import Rules
+from engscore.schema import CONTACT, TIMESTAMP
 from engscore.timestamps import format_instant, parse_instant
 
 FOLDER = "carried"

@@ -14,8 +14,8 @@ import polars as pl
 
 from engscore.errors import DataError
 from engscore.io.readers import collect_schema, first_line, resolve_inputs, scan_file
+from engscore.schema import CONTACT
 
-CONTACT = "contact_id"
 _KEY_NAMES = ("contact_id", "email", "email_address", "emailaddress", "e_mail", "$email")
 
 

@@ -1,7 +1,8 @@
 """The ingest stage: inputs -> presets -> canonical, validated, de-duplicated events.
 
-``load_events`` is what every command that reads events calls; ``ingest_to_file`` is the
-``engscore ingest`` command. Validation is one pass over the inputs in batches (row counts,
+``load_exports`` reads export files (``engscore.io.events.load_events``, what every command
+that reads events calls, adds the event store); ``ingest_to_file`` is the ``engscore ingest``
+command. Validation is one pass over the inputs in batches (row counts,
 reject reasons, time-zone mix) so bad data is reported before any output exists; the events
 themselves stay lazy for the caller to collect or stream once.
 """
@@ -41,8 +42,8 @@ from engscore.io.readers import (
 from engscore.mapping import load_mapping
 from engscore.presets import PRESET_NAMES, detect_preset, get_preset
 from engscore.presets.base import MapContext, Preset
+from engscore.schema import CONTACT
 
-CONTACT = "contact_id"
 OnError = Literal["fail", "skip"]
 _SHOWN_REJECTS = 3
 #: Input rows per batch when ingest reads the inputs itself (validation, partitioning).
@@ -140,7 +141,7 @@ def prepare_events(
     return finalise(drop_duplicates(flag_machine_opens(valid, machine_open_seconds)), sort)
 
 
-def _no_rejects() -> pl.LazyFrame:
+def no_rejects() -> pl.LazyFrame:
     """The rejects of inputs that are already canonical: none."""
     return pl.LazyFrame(schema={"file": pl.String, "line": pl.Int64, "reason": pl.String})
 
@@ -169,7 +170,7 @@ def _ingested_events(items: list[InputFile]) -> LoadedEvents | None:
         valid=scan.drop(CONTACT_KEY, strict=False),
         keyed=scan if keyed else None,
         files=[FileReport(items[0].path, "engscore events", True, footer.num_rows, 0)],
-        rejects=_no_rejects(),
+        rejects=no_rejects(),
         rows_rejected=0,
         reject_reasons={},
         machine_open_seconds=0.0,
@@ -200,27 +201,6 @@ def _ascending_row_groups(footer: pq.FileMetaData, column: str) -> bool:
     ranges = row_group_ranges(footer, column)
     return ranges is not None and all(
         high <= low for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False)
-    )
-
-
-def _store_events(root: Path) -> LoadedEvents:
-    """An event store as input: already canonical and de-duplicated."""
-    from engscore.io.store import EventStore  # the store itself appends through load_events
-
-    store = EventStore(root)
-    parts = store.part_files()
-    rows = sum(pq.read_metadata(p).num_rows for p in parts)
-    keyed = store.keyed_scan()
-    return LoadedEvents(
-        valid=store.scan(),
-        keyed=keyed,
-        contact_numbers=store.contacts_file if keyed is not None else None,
-        files=[FileReport(root, "engscore store", True, rows, 0)],
-        rejects=_no_rejects(),
-        rows_rejected=0,
-        reject_reasons={},
-        machine_open_seconds=0.0,
-        prepared=True,
     )
 
 
@@ -483,29 +463,33 @@ def _validate(
     return per_file, by_reason, first_rejects, sample
 
 
-def load_events(
+def check_options(options: IngestOptions) -> None:
+    """Config errors of the options themselves (an unknown time zone or --on-error value)."""
+    if options.timezone is not None:
+        timestamps.check_timezone(options.timezone)
+    if options.on_error not in ("fail", "skip"):
+        raise ConfigError(f"--on-error must be 'fail' or 'skip', not {options.on_error!r}")
+
+
+def load_exports(
     inputs: list[str],
     options: IngestOptions | None = None,
     spill: _Spill | None = None,
     rejects_spill: _Spill | None = None,
 ) -> LoadedEvents:
-    """Read, map and validate inputs; return the canonical events as a lazy query.
+    """Read, map and validate export files; return the canonical events as a lazy query.
 
-    Raises DataError for unreadable files, missing columns, a time-zone mix without
-    ``--timezone``, and (with ``on_error="fail"``) any rejected row.
+    One events file written by ``engscore ingest`` is taken as it is, except when ingest
+    writes the inputs out again (``spill``): then it goes the whole way (validated,
+    de-duplicated, sorted and numbered). Raises DataError for unreadable files, missing
+    columns, a time-zone mix without ``--timezone``, and (with ``on_error="fail"``) any
+    rejected row. ``engscore.io.events.load_events`` also takes an event store.
     """
     options = options or IngestOptions()
-    if options.timezone is not None:
-        timestamps.check_timezone(options.timezone)
-    if options.on_error not in ("fail", "skip"):
-        raise ConfigError(f"--on-error must be 'fail' or 'skip', not {options.on_error!r}")
-    # Inputs that are already canonical skip validation, except when ingest writes them out
-    # again: then they go the whole way (validated, de-duplicated, sorted and numbered).
-    rewriting = spill is not None
-    if not rewriting and len(inputs) == 1 and (Path(inputs[0]) / "catalogue.json").is_file():
-        return _store_events(Path(inputs[0]))
+    check_options(options)
     items = resolve_inputs(inputs)
-    if not rewriting and options.mapping is None and options.preset.lower() in ("auto", "generic"):
+    canonical = options.mapping is None and options.preset.lower() in ("auto", "generic")
+    if spill is None and canonical:
         ingested = _ingested_events(items)
         if ingested is not None:
             return ingested
@@ -527,6 +511,34 @@ def load_events(
             if written is not None:
                 written.close()
 
+    reports, notes = _file_reports(sources, counts, options)
+    rejected = sum(r.rows_rejected for r in reports)
+    reason_map = dict(sorted(zip(reason_counts["_reject"], reason_counts["len"], strict=True)))
+    if rejected and options.on_error == "fail":
+        raise _rejected_rows_error(rejected, shown, items)
+    rejected_rows = (
+        pl.scan_ipc(rejects_spill.path)
+        if rejects_spill is not None and rejects_spill.path is not None
+        else combined.filter(pl.col("_reject").is_not_null())
+    )
+    needs_heuristic = any(source.heuristic for source in sources)
+    return LoadedEvents(
+        valid=combined.filter(pl.col("_reject").is_null()),
+        files=reports,
+        rejects=_rejects_table(rejected_rows, items),
+        rows_rejected=rejected,
+        reject_reasons=reason_map,
+        machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
+        contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
+        warnings=notes,
+        spill=spill,
+    )
+
+
+def _file_reports(
+    sources: list[_Source], counts: pl.DataFrame, options: IngestOptions
+) -> tuple[list[FileReport], list[str]]:
+    """What each input gave (from the validation's counts), and the notes about them."""
     by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
     reports = []
     notes = []
@@ -542,29 +554,26 @@ def load_events(
                 f"and {row['naive']} without; pass --timezone ZONE for the ones without"
             )
         reports.append(FileReport(item.path, preset.name, detected, row["rows"], row["rejected"]))
+    return reports, notes
 
-    rejected = sum(r.rows_rejected for r in reports)
-    reason_map = dict(sorted(zip(reason_counts["_reject"], reason_counts["len"], strict=True)))
-    if rejected and options.on_error == "fail":
-        examples = "; ".join(
-            f"{items[r['_file']].path}:{r['_line']}: {r['_reject']}"
-            + (f" {r['_raw_timestamp']!r}" if r["_reject"] == "unparseable timestamp" else "")
-            for r in shown.iter_rows(named=True)
-        )
-        more = f" (first {len(shown)}: {examples})"
-        raise DataError(
-            f"{rejected} row{'s' if rejected != 1 else ''} rejected{more}; "
-            "fix them or pass --on-error skip to write them to a rejects file"
-        )
 
-    valid = combined.filter(pl.col("_reject").is_null())
-    needs_heuristic = any(source.heuristic for source in sources)
-    rejected_rows = (
-        pl.scan_ipc(rejects_spill.path)
-        if rejects_spill is not None and rejects_spill.path is not None
-        else combined.filter(pl.col("_reject").is_not_null())
+def _rejected_rows_error(rejected: int, shown: pl.DataFrame, items: list[InputFile]) -> DataError:
+    """The error of ``on_error="fail"``, with the first rejected rows."""
+    examples = "; ".join(
+        f"{items[r['_file']].path}:{r['_line']}: {r['_reject']}"
+        + (f" {r['_raw_timestamp']!r}" if r["_reject"] == "unparseable timestamp" else "")
+        for r in shown.iter_rows(named=True)
     )
-    rejects = rejected_rows.sort("_ord").select(
+    more = f" (first {len(shown)}: {examples})"
+    return DataError(
+        f"{rejected} row{'s' if rejected != 1 else ''} rejected{more}; "
+        "fix them or pass --on-error skip to write them to a rejects file"
+    )
+
+
+def _rejects_table(rejected_rows: pl.LazyFrame, items: list[InputFile]) -> pl.LazyFrame:
+    """The rejects file's columns, in input order."""
+    return rejected_rows.sort("_ord").select(
         pl.col("_file")
         .replace_strict(
             list(range(len(items))), [str(i.path) for i in items], return_dtype=pl.String
@@ -575,17 +584,6 @@ def load_events(
         "contact_id",
         "event_type",
         pl.col("_raw_timestamp").alias("timestamp"),
-    )
-    return LoadedEvents(
-        valid=valid,
-        files=reports,
-        rejects=rejects,
-        rows_rejected=rejected,
-        reject_reasons=reason_map,
-        machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
-        contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
-        warnings=notes,
-        spill=spill,
     )
 
 
@@ -622,7 +620,7 @@ def ingest_to_file(
     spill = _Spill(output.parent, "valid.arrow")
     rejects_spill = _Spill(output.parent, "rejects.arrow")
     try:
-        loaded = load_events(inputs, options, spill, rejects_spill)
+        loaded = load_exports(inputs, options, spill, rejects_spill)
         progress(1, len(loaded.contact_bounds) + 3)
         written_rejects: Path | None = None
         if loaded.rows_rejected:

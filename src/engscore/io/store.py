@@ -37,7 +37,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engscore.errors import DataError
-from engscore.io.ingest import CONTACT_KEY, IngestOptions, load_events
+from engscore.io.ingest import (
+    CONTACT_KEY,
+    FileReport,
+    IngestOptions,
+    LoadedEvents,
+    load_exports,
+    no_rejects,
+)
 from engscore.io.outputs import (
     PARQUET_ROW_GROUP,
     atomic_path,
@@ -47,12 +54,11 @@ from engscore.io.outputs import (
     write_json,
 )
 from engscore.io.readers import first_line, resolve_inputs
-from engscore.schema import CANONICAL_SCHEMA
+from engscore.schema import CANONICAL_SCHEMA, CONTACT
 
 CATALOGUE = "catalogue.json"
 EVENTS = "events"
 CONTACTS = "contacts.parquet"
-CONTACT = "contact_id"
 #: Rows per row group of the (contact-sorted) month files: small enough that scoring in
 #: contact ranges reads little beyond its range (on a 100M-event store, 262k-row groups made
 #: the score step 48 s, 64k-row groups 40 s).
@@ -131,6 +137,23 @@ class EventStore:
         return read_contact_numbers(self.contacts_file)
 
 
+def store_events(store: EventStore) -> LoadedEvents:
+    """The store as scoring input: already canonical and de-duplicated."""
+    rows = sum(pq.read_metadata(p).num_rows for p in store.part_files())
+    keyed = store.keyed_scan()
+    return LoadedEvents(
+        valid=store.scan(),
+        keyed=keyed,
+        contact_numbers=store.contacts_file if keyed is not None else None,
+        files=[FileReport(store.root, "engscore store", True, rows, 0)],
+        rejects=no_rejects(),
+        rows_rejected=0,
+        reject_reasons={},
+        machine_open_seconds=0.0,
+        prepared=True,
+    )
+
+
 @dataclass(frozen=True)
 class AppendResult:
     """What an append did."""
@@ -169,7 +192,7 @@ def append(
             seen_now.add((size, digest))
     if not fresh:
         return AppendResult([], skipped, 0, 0)
-    loaded = load_events([str(p) for p, _, _ in fresh], options)
+    loaded = load_exports([str(p) for p, _, _ in fresh], options)
     try:
         incoming = loaded.events.collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:

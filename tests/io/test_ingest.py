@@ -11,9 +11,10 @@ import pytest
 
 from engscore.errors import ConfigError, DataError
 from engscore.io import ingest
-from engscore.io.ingest import CONTACT_KEY, IngestOptions, ingest_to_file, load_events
+from engscore.io.events import load_events
+from engscore.io.ingest import CONTACT_KEY, IngestOptions, ingest_to_file
 
-INGEST = Path(__file__).parent / "fixtures" / "ingest"
+INGEST = Path(__file__).parents[1] / "fixtures" / "ingest"
 
 
 def events_of(*paths: Path | str, **options: object) -> pl.DataFrame:

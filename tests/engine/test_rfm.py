@@ -11,20 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engscore.engine.rfm import (
-    OUTPUT_COLUMNS,
+from engscore.engine.rfm import OUTPUT_COLUMNS, quantile_score, rfm_scores, rfm_segment, rfm_table
+from engscore.errors import ConfigError
+from engscore.rfm_map import (
     SEGMENT_NAMES,
     WHOLE_MAP,
+    RfmSegment,
     all_cells,
     check_segment_map,
     default_segments,
-    quantile_score,
-    rfm_scores,
-    rfm_segment,
-    rfm_table,
 )
-from engscore.errors import ConfigError
-from engscore.rules import Rfm, RfmSegment
+from engscore.rules import Rfm
 from engscore.schema import CANONICAL_SCHEMA
 from helpers import utc
 

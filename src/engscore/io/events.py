@@ -1,0 +1,19 @@
+"""Events from any input: an event store folder, or export files (``engscore ingest``'s
+output among them). What every command that reads events calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engscore.io.ingest import IngestOptions, LoadedEvents, check_options, load_exports
+from engscore.io.store import EventStore, is_store, store_events
+
+
+def load_events(inputs: list[str], options: IngestOptions | None = None) -> LoadedEvents:
+    """The events of ``inputs``: one store folder as it is, else export files, read, mapped
+    and validated (``load_exports``: it says what is an error)."""
+    options = options or IngestOptions()
+    check_options(options)
+    if len(inputs) == 1 and is_store(Path(inputs[0])):
+        return store_events(EventStore(Path(inputs[0])))
+    return load_exports(inputs, options)
