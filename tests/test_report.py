@@ -33,7 +33,7 @@ XSS = "<script>alert(1)</script>"
 def example_report(example_data: Path) -> str:
     events = str(example_data / "events.parquet")
     prepared = prepare_scoring(ScoreRequest(events=[events], as_of=AS_OF))
-    scores = compute_scores(prepared)
+    scores = compute_scores(prepared).table
     rules = load_rules(None).rules
     inputs = ReportInputs(
         scores=scores,
@@ -83,7 +83,7 @@ def test_names_from_the_data_are_escaped(tmp_path: Path) -> None:
     path = tmp_path / "events.parquet"
     events.write_parquet(path)
     prepared = prepare_scoring(ScoreRequest(events=[str(path)], as_of=AS_OF))
-    scores = compute_scores(prepared)
+    scores = compute_scores(prepared).table
     rules = load_rules(None).rules
     inputs = ReportInputs(
         scores=scores,
@@ -117,7 +117,7 @@ def test_empty_and_tiny_data_say_so_in_words(tmp_path: Path) -> None:
         events.collect().write_parquet(path)
         prepared = prepare_scoring(ScoreRequest(events=[str(path)], as_of=AS_OF))
         inputs = ReportInputs(
-            scores=compute_scores(prepared),
+            scores=compute_scores(prepared).table,
             as_of=AS_OF,
             grades=rules.grade_order(),
             rfm_bins=5,

@@ -265,7 +265,7 @@ import engscore.io.store as store
 from engscore.config import load_project
 target = sys.argv[2]
 names = {"ingest": (run, "append"), "catalogue": (store, "write_json"),
-         "score": (run, "compute_scores"), "segment": (run, "run_segment"),
+         "score": (run, "run_score"), "segment": (run, "run_segment"),
          "report": (run, "run_report"), "publish": (run, "write_json")}
 module, name = names[target]
 def die(*args, **kwargs):
@@ -439,10 +439,10 @@ def _store_scores(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> list[pl
     from engscore.score import ScoreRequest, compute_scores, prepare_scoring
 
     request = ScoreRequest(events=[str(store.root)], as_of=utc(2026, 11, 1))
-    whole = compute_scores(prepare_scoring(request))
+    whole = compute_scores(prepare_scoring(request)).table
     with monkeypatch.context() as patch:
         patch.setattr(score_module, "SCORE_BUCKET_ROWS", 4_000)
-        bucketed = compute_scores(prepare_scoring(request))
+        bucketed = compute_scores(prepare_scoring(request)).table
     return [whole, bucketed]
 
 
@@ -456,7 +456,7 @@ def _assert_scored_like_a_plain_file(
     store.scan().collect().write_parquet(plain)
     expected = compute_scores(
         prepare_scoring(ScoreRequest(events=[str(plain)], as_of=utc(2026, 11, 1)))
-    )
+    ).table
     for scores in _store_scores(store, monkeypatch):
         assert scores.equals(expected)
 

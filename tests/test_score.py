@@ -163,17 +163,17 @@ def test_validate_warns_on_non_canonical_columns(tmp_path: Path) -> None:
 
 
 def test_too_few_buyers_leave_predictions_null_and_say_why(example_data: Path) -> None:
-    prepared = prepare_scoring(request(example_data))
-    scores = compute_scores(prepared)
+    scored = compute_scores(prepare_scoring(request(example_data)))
+    scores = scored.table
     assert scores["p_alive"].null_count() == scores.height
-    assert any(w.startswith("predictions not computed: ") for w in prepared.warnings)
+    assert any(w.startswith("predictions not computed: ") for w in scored.warnings)
 
 
 def test_predictions_fill_in_with_enough_buyers(example_data: Path, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("predict:\n  min_buyers: 10\n  min_repeat_buyers: 5\n")
     prepared = prepare_scoring(request(example_data, rules_path=rules))
-    scores = compute_scores(prepared)
+    scores = compute_scores(prepared).table
     buyers = scores.filter(pl.col("r").is_not_null())
     assert buyers["p_alive"].null_count() == 0
     assert buyers["p_alive"].is_between(0, 1).all()
@@ -204,9 +204,9 @@ def test_scoring_in_contact_buckets_gives_the_same_file(
         )
     contacts = example_data / "contacts.csv"
     one = ScoreRequest(events=[str(events)], as_of=AS_OF, rules_path=B2B, contacts_path=contacts)
-    whole = compute_scores(prepare_scoring(one))
+    whole = compute_scores(prepare_scoring(one)).table
     monkeypatch.setattr(score_module, "SCORE_BUCKET_ROWS", 3_000)
-    bucketed = compute_scores(prepare_scoring(one))
+    bucketed = compute_scores(prepare_scoring(one)).table
     assert bucketed.equals(whole)
 
 
@@ -223,12 +223,12 @@ def test_contact_numbers_of_an_ingested_file_give_the_same_scores(
     monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
     events = tmp_path / "ingested.parquet"
     ingest_to_file([str(example_data / "events.parquet")], events)
-    by_id = compute_scores(prepare_scoring(request(example_data)))
+    by_id = compute_scores(prepare_scoring(request(example_data))).table
     if bucket_rows is not None:
         monkeypatch.setattr(score_module, "SCORE_BUCKET_ROWS", bucket_rows)
     prepared = prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF))
     assert score_module._numbered(prepared) is not None
-    assert compute_scores(prepared).equals(by_id)
+    assert compute_scores(prepared).table.equals(by_id)
 
 
 def test_rules_without_point_rules_score_an_ingested_file(
@@ -244,7 +244,7 @@ def test_rules_without_point_rules_score_an_ingested_file(
     rules.write_text("version: 1\npoints: []\n")
     scores = compute_scores(
         prepare_scoring(ScoreRequest(events=[str(events)], as_of=AS_OF, rules_path=rules))
-    )
+    ).table
     assert scores.height > 0 and (scores["score"] == 0).all()
     assert scores["contact_id"].dtype == pl.String and scores["contact_id"].is_sorted()
 
@@ -265,8 +265,8 @@ def test_rules_reading_contact_id_score_on_the_text_ids(example_data: Path, tmp_
     by_id = compute_scores(
         prepare_scoring(ScoreRequest(events=[str(example_data / "events.parquet")], as_of=AS_OF,
                                      rules_path=rules))
-    )  # fmt: skip
-    assert compute_scores(prepared).equals(by_id)
+    ).table  # fmt: skip
+    assert compute_scores(prepared).table.equals(by_id)
 
 
 def test_ingest_outputs_glued_together_are_not_trusted_to_be_sorted(
@@ -295,5 +295,5 @@ def test_ingest_outputs_glued_together_are_not_trusted_to_be_sorted(
     prepared = prepare_scoring(ScoreRequest(events=[str(glued)], as_of=AS_OF))
     assert prepared.files[0].preset == "engscore events"  # still read as canonical
     assert not prepared.presorted and prepared.keyed is None
-    expected = compute_scores(prepare_scoring(request(example_data)))
-    assert compute_scores(prepared).equals(expected)
+    expected = compute_scores(prepare_scoring(request(example_data))).table
+    assert compute_scores(prepared).table.equals(expected)

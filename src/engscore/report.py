@@ -40,16 +40,16 @@ from engscore.io.contacts import load_contacts
 from engscore.io.events import load_events
 from engscore.io.ingest import IngestOptions
 from engscore.io.outputs import atomic_path, shown_path
-from engscore.rfm_map import SEGMENT_NAMES
-from engscore.rules import load_rules
-from engscore.schema import CONTACT
-from engscore.segments import (
-    SUPPRESSED,
+from engscore.io.scores_file import (
     locate_scores,
     read_scores,
     recorded_rules,
     scores_schema,
 )
+from engscore.rfm_map import SEGMENT_NAMES
+from engscore.rules import load_rules
+from engscore.schema import CONTACT
+from engscore.segments import SUPPRESSED
 
 STATUS_LABELS = {
     "active": "Active",

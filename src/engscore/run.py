@@ -27,17 +27,11 @@ from engscore import __version__
 from engscore.config import Project
 from engscore.errors import DataError, LockedError
 from engscore.io.ingest import IngestOptions
-from engscore.io.outputs import pid_alive, sha256_file, shown_path, write_frame, write_json
+from engscore.io.outputs import pid_alive, sha256_file, shown_path, write_json
 from engscore.io.store import EventStore, append
 from engscore.report import ReportRequest, run_report
 from engscore.rules import load_rules
-from engscore.score import (
-    ScoreRequest,
-    compute_scores,
-    prepare_scoring,
-    provenance,
-    scores_metadata,
-)
+from engscore.score import ScoreRequest, run_score
 from engscore.segments import SegmentRequest, load_segments_file, run_segment
 from engscore.timestamps import format_instant
 from engscore.ui import human_int
@@ -218,19 +212,14 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         request = ScoreRequest(
             events=[str(store.root)], as_of=as_of, rules_path=rules, contacts_path=contacts
         )
-        prepared = prepare_scoring(request)
-        summary.warnings += prepared.warnings
-        # The store's older months are read through their carried state (``engscore.io.carried``).
-        prepared.carry_in = store if config.carry else None
-        scores = compute_scores(prepared)
-        summary.carried = prepared.carried
-        made_from = provenance(prepared, root)
-        made_from["inputs"] = [{"path": shown_path(store.root, root), "store": True}]
         scores_path = work / "scores.parquet"
-        write_frame(scores, scores_path, metadata=scores_metadata(made_from))
-        summary.contacts = scores.height
-        # The next steps read the file: holding this copy too doubled the run's peak memory.
-        del scores, prepared
+        # The store's older months are read through their carried state (``engscore.io.carried``).
+        scored = run_score(
+            request, scores_path, root=root, carry_in=store if config.carry else None
+        )
+        summary.warnings += scored.warnings
+        summary.carried = scored.carried
+        summary.contacts = scored.contacts
 
         step("segment")
         latest = runs / LATEST

@@ -8,7 +8,6 @@ summarise it for the terminal.
 from __future__ import annotations
 
 import hashlib
-import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,9 +35,10 @@ from engscore.io.ingest import (
     IngestOptions,
     row_group_ranges,
 )
-from engscore.io.outputs import output_format, sha256_file, shown_path, write_frame, write_json
+from engscore.io.outputs import output_format, sha256_file, shown_path
 from engscore.io.readers import first_line
-from engscore.io.store import EventStore, read_contact_numbers
+from engscore.io.scores_file import write_scores
+from engscore.io.store import EventStore, is_store, read_contact_numbers
 from engscore.rules import (
     Rules,
     RulesFile,
@@ -51,8 +51,6 @@ from engscore.rules import (
 from engscore.schema import CONTACT
 from engscore.timestamps import format_instant
 
-#: Parquet metadata of a scores file: what produced it (read back by later commands).
-SCORES_METADATA_KEY = b"engscore.scores"
 PERCENTILES = (0.10, 0.25, 0.50, 0.75, 0.90, 0.99)
 
 
@@ -67,7 +65,7 @@ class ScoreRequest:
     ingest: IngestOptions = field(default_factory=IngestOptions)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedScoring:
     """Everything the engine needs, checked: rules, lazy events and contacts."""
 
@@ -77,20 +75,27 @@ class PreparedScoring:
     contacts: pl.LazyFrame | None
     files: list[FileReport]
     rows_rejected: int
-    warnings: list[str]
+    warnings: tuple[str, ...]
     #: ``events`` with contact numbers (ingest's or a store's), when it has them (``_numbered``).
     keyed: pl.LazyFrame | None = None
     #: The file of ``contact_id`` -> number, when kept apart from the events (a store's).
     contact_numbers: Path | None = None
     #: The events are sorted by contact, then time (one ``engscore ingest`` output).
     presorted: bool = False
-    #: Set by ``compute_scores``: the fitted models (or why there are none).
-    predictions: PredictResult | None = None
-    #: The store whose carried state the scoring may use and keep (``engscore run``).
-    carry_in: EventStore | None = None
-    #: Set by ``compute_scores``: how the carried state was got (``carried.KEPT`` ...), or
-    #: None when every event was read.
-    carried: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoredContacts:
+    """What ``compute_scores`` gives: the scores table and how it was made."""
+
+    table: pl.DataFrame
+    #: The fitted models (or why there are none).
+    predictions: PredictResult
+    #: How the carried state was got (``io.carried.KEPT`` ...), or None when every event was
+    #: read.
+    carried: str | None
+    #: The preparation's warnings, and the predictions' when they could not be made.
+    warnings: tuple[str, ...]
 
 
 def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
@@ -125,7 +130,7 @@ def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
         contacts=contacts,
         files=loaded.files,
         rows_rejected=loaded.rows_rejected,
-        warnings=warnings,
+        warnings=tuple(warnings),
         keyed=loaded.keyed,
         contact_numbers=loaded.contact_numbers,
         presorted=loaded.presorted,
@@ -360,11 +365,12 @@ def _with_contact_ids(columns: list[pl.Series], ids: pl.DataFrame) -> pl.DataFra
     return pl.DataFrame(sorted_columns)
 
 
-def _carried_state(prepared: PreparedScoring, numbered: pl.LazyFrame | None) -> CarriedState | None:
+def _carried_state(
+    prepared: PreparedScoring, numbered: pl.LazyFrame | None, store: EventStore | None
+) -> CarriedState | None:
     """The carried state to score with, when the scoring may use one: a numbered store's
     events scored by number (``numbered``), no contacts file (profile rules need every
     event)."""
-    store = prepared.carry_in
     if store is None or numbered is None or prepared.contacts is not None:
         return None
     state = CarriedState(store, numbered, prepared.rules_file.rules, prepared.request.as_of)
@@ -375,19 +381,21 @@ def _collected(query: pl.LazyFrame) -> pl.DataFrame:
     return query.collect(engine="streaming")
 
 
-def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
+def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None) -> ScoredContacts:
     """Run the scoring query (one collect, streaming engine), then add the predictions.
 
     The buy-till-you-die models are fitted on the buyers' purchase summaries (a small table);
     when they cannot be (predictions off, too few buyers), the columns stay null and the
-    reason joins the run's warnings.
+    reason joins the warnings. ``carry_in``: the store whose carried state the scoring may
+    use and keep (``engscore run``).
     """
     rules = prepared.rules_file.rules
     as_of = prepared.request.as_of
     rows = sum(f.rows_read for f in prepared.files)
     numbered = _numbered(prepared)
     events = prepared.events if numbered is None else numbered
-    carried = _carried_state(prepared, numbered)
+    carried = _carried_state(prepared, numbered, carry_in)
+    how_carried = None
     if carried is not None and carried.how == KEPT:
         # The passes read the recent months and the carried files only.
         rows = carried.rows_read()
@@ -410,11 +418,10 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
             )
             if carried is not None:
                 carried.finish()
-                prepared.carried = carried.how
+                how_carried = carried.how
             predicted = predicting.result()
             if naming is not None:
                 ids = naming.result()
-        prepared.predictions = predicted
         names = list(predicted.column_names)
         if predicted.frame is None:
             scores = scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)
@@ -429,9 +436,10 @@ def compute_scores(prepared: PreparedScoring) -> pl.DataFrame:
     finally:
         if carried is not None:
             carried.close()
+    warnings = prepared.warnings
     if predicted.message and rules.predict.enabled:
-        prepared.warnings.append(predicted.message)
-    return scores
+        warnings = (*warnings, predicted.message)
+    return ScoredContacts(scores, predicted, how_carried, warnings)
 
 
 @dataclass(frozen=True)
@@ -450,11 +458,14 @@ class ScoreSummary:
     percentiles: dict[str, float]
     groups: list[str]
     warnings: list[str]
+    #: How the carried state was got (``engscore run``), or None when every event was read.
+    carried: str | None = None
 
 
-def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> ScoreSummary:
+def summarise(scored: ScoredContacts, prepared: PreparedScoring, output: Path) -> ScoreSummary:
     """Contacts, grade counts (highest grade first) and score percentiles."""
     rules = prepared.rules_file.rules
+    scores = scored.table
     counts = dict(scores.group_by("grade").len().iter_rows())
     grades = [(name, int(counts.get(name, 0))) for name, _ in rules.grade_order()]
     by_status = dict(scores.group_by("status").len().iter_rows())
@@ -478,12 +489,14 @@ def summarise(scores: pl.DataFrame, prepared: PreparedScoring, output: Path) -> 
         mean=float(mean) if isinstance(mean, int | float) else None,
         percentiles=percentiles,
         groups=rules.groups,
-        warnings=prepared.warnings,
+        warnings=list(scored.warnings),
+        carried=scored.carried,
     )
 
 
 def provenance(prepared: PreparedScoring, root: Path | None = None) -> dict[str, Any]:
-    """What a scores file was made from: as-of, rules (with hash), inputs (with hashes).
+    """What a scores file was made from: as-of, rules (with hash), inputs (with hashes; an
+    event store as such, without them).
 
     Paths inside ``root`` (a project folder) are written relative to it.
     """
@@ -493,13 +506,17 @@ def provenance(prepared: PreparedScoring, root: Path | None = None) -> dict[str,
     else:
         rules_hash = hashlib.sha256(default_rules_text().encode("utf-8")).hexdigest()
     inputs = [
-        {
-            "path": shown_path(f.path, root),
-            "size": f.path.stat().st_size,
-            "sha256": sha256_file(f.path),
-        }
+        (
+            {"path": shown_path(f.path, root), "store": True}
+            if is_store(f.path)
+            else {
+                "path": shown_path(f.path, root),
+                "size": f.path.stat().st_size,
+                "sha256": sha256_file(f.path),
+            }
+        )
         for f in prepared.files
-        if f.path.is_file()
+        if f.path.is_file() or is_store(f.path)
     ]
     return {
         "as_of": format_instant(request.as_of),
@@ -517,44 +534,35 @@ def provenance(prepared: PreparedScoring, root: Path | None = None) -> dict[str,
     }
 
 
-def scores_metadata(made_from: dict[str, Any]) -> dict[str, str]:
-    """Provenance stored in a Parquet scores file (``engscore.<key>``, JSON for non-strings)."""
-    metadata = {SCORES_METADATA_KEY.decode(): "1"}
-    for key, value in made_from.items():
-        metadata[f"engscore.{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return metadata
-
-
-#: Where ``engscore score`` records its last output, relative to the working directory, so
-#: ``engscore segment`` without ``--scores`` finds it.
-LAST_SCORE_RECORD = Path(".engscore") / "last-score.json"
-
-
-def run_score(request: ScoreRequest, output: Path, record_in: Path | None = None) -> ScoreSummary:
+def run_score(
+    request: ScoreRequest,
+    output: Path,
+    record_in: Path | None = None,
+    root: Path | None = None,
+    carry_in: EventStore | None = None,
+) -> ScoreSummary:
     """``engscore score``: score the events and write ``output`` (.parquet or .csv) atomically.
 
     With ``record_in`` (a working directory), also record the output and its provenance in
-    ``record_in/.engscore/last-score.json`` for ``engscore segment``.
+    ``record_in/.engscore/last-score.json`` for ``engscore segment``. ``root``: a project
+    folder, paths in the provenance relative to it; ``carry_in``: see ``compute_scores``.
     """
     output_format(output)  # a bad output name fails before any work
     prepared = prepare_scoring(request)
     # Hashing the inputs for the provenance reads them once more: it overlaps the scoring.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(provenance, prepared)
-        scores = compute_scores(prepared)
+        hashing = pool.submit(provenance, prepared, root)
+        scored = compute_scores(prepared, carry_in)
         made_from = hashing.result()
         # The summary needs only the table: it is made while the file is written.
-        summarising = pool.submit(summarise, scores, prepared, output)
-        write_frame(scores, output, metadata=scores_metadata(made_from))
-    if record_in is not None:
-        record = {"scores": str(output.resolve()), **made_from}
-        write_json(record, record_in / LAST_SCORE_RECORD)
+        summarising = pool.submit(summarise, scored, prepared, output)
+        write_scores(scored.table, output, made_from, record_in)
     return summarising.result()
 
 
 def score_distribution(prepared: PreparedScoring) -> ThresholdSuggestion:
     """``engscore rules suggest-thresholds``: score, then suggest warm/hot thresholds."""
-    return suggest_thresholds(compute_scores(prepared)["score"])
+    return suggest_thresholds(compute_scores(prepared).table["score"])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ as it was.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from engscore import __version__
 from engscore.durations import Duration
@@ -40,10 +37,9 @@ from engscore.io.outputs import (
     write_json,
 )
 from engscore.io.readers import first_line
+from engscore.io.scores_file import locate_scores, read_scores, recorded_rules, scores_schema
 from engscore.rules import Rules, SegmentDefinition, SegmentsFile, load_rules, parse_condition
 from engscore.schema import CONTACT
-from engscore.score import LAST_SCORE_RECORD
-from engscore.timestamps import format_instant, parse_instant
 from engscore.yamlconf import LocatedYaml, load_yaml, validate_model
 
 SUPPRESSED = pl.col("unsubscribed") | pl.col("complained") | pl.col("hard_bounced")
@@ -460,108 +456,6 @@ class SegmentRequest:
     inactive: str | None = None
     compare: Path | None = None
     as_of: datetime | None = None
-
-
-def _recorded_scores(workdir: Path) -> tuple[Path, dict[str, Any]]:
-    record_path = workdir / LAST_SCORE_RECORD
-    if record_path.is_file():
-        try:
-            record = json.loads(record_path.read_text("utf-8"))
-            return Path(record.pop("scores")), record
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{record_path}: not a record written by engscore score") from exc
-    fallback = workdir / "scores.parquet"
-    if fallback.is_file():
-        return fallback, {}
-    raise ConfigError(
-        "no scores to segment: run `engscore score EVENTS...` here first, or pass --scores FILE"
-    )
-
-
-def _parquet_provenance(path: Path) -> dict[str, Any]:
-    try:
-        metadata = pq.read_metadata(path).metadata or {}
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
-    found: dict[str, Any] = {}
-    for raw_key, raw_value in metadata.items():
-        key = raw_key.decode("utf-8", "replace")
-        if not key.startswith("engscore.") or key == "engscore.scores":
-            continue
-        value = raw_value.decode("utf-8", "replace")
-        try:
-            found[key.removeprefix("engscore.")] = (
-                value if key in ("engscore.as_of", "engscore.rules") else json.loads(value)
-            )
-        except ValueError:
-            found[key.removeprefix("engscore.")] = value
-    return found
-
-
-def _scan_scores(path: Path) -> pl.LazyFrame:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if path.suffix.lower() == ".csv":
-        return pl.scan_csv(path, try_parse_dates=True, infer_schema_length=None)
-    return pl.scan_parquet(path)
-
-
-def read_scores(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """Read a scores file written by ``engscore score`` (.parquet or .csv); only ``columns``
-    when given."""
-    scan = _scan_scores(path)
-    try:
-        return (scan if columns is None else scan.select(columns)).collect()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
-
-
-def scores_schema(path: Path) -> pl.Schema:
-    """The columns of a scores file: a Parquet file's from its footer (a CSV file's types
-    are inferred from all its rows, as ``read_scores`` does)."""
-    try:
-        return _scan_scores(path).collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(f"{path}: cannot read scores: {first_line(exc)}") from exc
-
-
-def locate_scores(
-    workdir: Path, scores: Path | None, as_of: datetime | None
-) -> tuple[Path, dict[str, Any], datetime]:
-    """The scores file to use, what it was made from, and its as-of instant.
-
-    ``scores`` None: the last ``engscore score`` of ``workdir``. The as-of instant comes from
-    the scores (Parquet metadata or the record); ``as_of`` only stands in when neither has one.
-    """
-    made_from: dict[str, Any]
-    if scores is not None:
-        scores_path, made_from = scores, {}
-    else:
-        scores_path, made_from = _recorded_scores(workdir)
-    if not scores_path.is_file():
-        raise DataError(f"{scores_path}: file not found")
-    if scores_path.suffix.lower() == ".parquet":
-        made_from = {**made_from, **_parquet_provenance(scores_path)}
-    if "as_of" in made_from:
-        instant = parse_instant(str(made_from["as_of"]), "UTC", "scores as_of")
-    elif as_of is not None:
-        instant = as_of
-        made_from["as_of"] = format_instant(as_of)
-    else:
-        raise ConfigError(
-            f"{scores_path}: the scores do not say when they were computed; pass --as-of"
-        )
-    return scores_path, made_from, instant
-
-
-def recorded_rules(made_from: dict[str, Any], given: Path | None) -> Path | None:
-    """``-r`` if given, else the rules file the scores were made with (when it still exists)."""
-    if given is not None:
-        return given
-    recorded = made_from.get("rules")
-    if isinstance(recorded, str) and Path(recorded).is_file():
-        return Path(recorded)
-    return None
 
 
 def run_segment(request: SegmentRequest) -> SegmentReport:
