@@ -69,8 +69,13 @@ def explain_contact(prepared: PreparedScoring, contact: str) -> Explanation:
         else None
     )
     try:
-        lines = contact_ledger(mine, rules, as_of, contact_id, theirs)
-        row = score_contacts(mine, rules, as_of, theirs).collect()
+        # One run for both: the contact's events are read once.
+        lines, row = pl.collect_all(
+            [
+                contact_ledger(mine, rules, as_of, contact_id, theirs),
+                score_contacts(mine, rules, as_of, theirs),
+            ]
+        )
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot explain: {first_line(exc)}") from exc
     groups = dict.fromkeys(rules.groups, 0.0)

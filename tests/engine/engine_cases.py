@@ -85,7 +85,7 @@ def ledger_of(
     contacts: list[dict[str, Any]] | None = None,
 ) -> pl.DataFrame:
     people = contacts_frame(contacts) if contacts is not None else None
-    return contact_ledger(frame(events), rules, as_of, contact, people)
+    return contact_ledger(frame(events), rules, as_of, contact, people).collect()
 
 
 OPEN_10 = {"name": "opened", "event": "open", "points": 10}

@@ -172,7 +172,7 @@ def contact_ledger(
     as_of: datetime,
     contact: str,
     contacts: pl.LazyFrame | None = None,
-) -> pl.DataFrame:
+) -> pl.LazyFrame:
     """The ledger of one contact, in time order (rows that add nothing included)."""
     mine = events.filter(pl.col(CONTACT) == contact)
     theirs = contacts.filter(pl.col(CONTACT) == contact) if contacts is not None else None
@@ -182,5 +182,4 @@ def contact_ledger(
             [pl.col(TIMESTAMP).is_null(), TIMESTAMP, "rule", "event_id", "campaign_id", "url"],
             nulls_last=True,
         )
-        .collect()
     )
