@@ -176,10 +176,7 @@ def contact_ledger(
     """The ledger of one contact, in time order (rows that add nothing included)."""
     mine = events.filter(pl.col(CONTACT) == contact)
     theirs = contacts.filter(pl.col(CONTACT) == contact) if contacts is not None else None
-    return (
-        ledger(mine, rules, as_of, theirs)
-        .sort(
-            [pl.col(TIMESTAMP).is_null(), TIMESTAMP, "rule", "event_id", "campaign_id", "url"],
-            nulls_last=True,
-        )
+    return ledger(mine, rules, as_of, theirs).sort(
+        [pl.col(TIMESTAMP).is_null(), TIMESTAMP, "rule", "event_id", "campaign_id", "url"],
+        nulls_last=True,
     )
