@@ -26,16 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from engscore.engine.predict import (
+from engscore.engine.predict.models import (
     clv,
     expected_purchases,
     fit_bgnbd,
     fit_gamma_gamma,
     fit_mbgnbd,
     p_alive,
-    simulate_bgnbd,
-    simulate_gamma_gamma,
 )
+from engscore.engine.predict.simulate import simulate_bgnbd, simulate_gamma_gamma
 
 TRUE = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from engscore import __version__
 from engscore.engine.carry import Carried
-from engscore.engine.predict import PredictResult, predict_contacts
+from engscore.engine.predict.summary import PredictResult, predict_contacts
 from engscore.engine.rfm import purchase_events, rfm_scores
 from engscore.engine.scoring import score_contacts
 from engscore.engine.status import STATUSES

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engscore.cli import app, handle_errors, reporter
+from engscore.cli.app import app, handle_errors, reporter
 from engscore.cli.options import (
     DebugOpt,
     EncodingOpt,

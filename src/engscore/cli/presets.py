@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from engscore.cli import app, handle_errors, reporter
+from engscore.cli.app import app, handle_errors, reporter
 from engscore.presets import PRESETS
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engscore.cli import app, handle_errors, reporter
+from engscore.cli.app import app, handle_errors, reporter
 from engscore.cli.options import (
     AsOfOpt,
     ContactsOpt,

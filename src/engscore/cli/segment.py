@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engscore.cli import app, handle_errors, reporter
+from engscore.cli.app import app, handle_errors, reporter
 from engscore.cli.options import AsOfOpt, DebugOpt, LogFormatOpt, QuietOpt, RulesOpt
 from engscore.config import command_defaults
 from engscore.segments import SegmentReport, SegmentRequest, run_segment

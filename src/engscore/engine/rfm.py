@@ -98,7 +98,7 @@ def quantile_score(value: pl.Expr, bins: int, *, descending: bool = False) -> pl
 
 def purchase_events(events: pl.LazyFrame, config: Rfm, as_of: datetime) -> pl.LazyFrame:
     """The purchase events at or before ``as_of``, with only the columns RFM and the
-    predictions read (``engscore.engine.predict.purchase_summary`` uses the same definition).
+    predictions read (``engine.predict.summary.purchase_summary`` uses the same definition).
 
     Purchases are few: ``engscore score`` collects them once and runs both on the result.
     """

@@ -1,72 +1,7 @@
-"""Buy-till-you-die predictions: P(alive), expected purchases and CLV per buyer.
+"""The buy-till-you-die models on numpy arrays: fits, likelihoods, predictions and CLV.
 
-Why: RFM says who bought; a buy-till-you-die model says who is probably still a customer
-("alive") and how much they are likely to buy, which ranks inactive buyers by the value of
-winning them back. Everything here is fitted by maximum likelihood on the buyers' purchase
-summary, with log-space likelihoods and analytic gradients, and validated against the published
-CDNOW numbers (``tests/test_predict.py``).
-
-The summary (``purchase_summary``)
-    One row per buyer at ``as_of``, "one purchase per period" as in the literature with the
-    period a UTC calendar day: several purchases on one day count once. With ``n`` distinct
-    purchase days, the first at ``d_1`` and the last at ``d_n`` (midnight UTC):
-
-    - ``frequency`` (``x``): repeat purchase days, ``n - 1``;
-    - ``recency`` (``t_x``): ``d_n - d_1``, in time units (0 for one-time buyers);
-    - ``T``: ``as_of - d_1``, in time units;
-    - ``monetary_value``: the mean amount of the repeat purchase days (amounts of one day
-      summed; the first day left out, as the Gamma-Gamma model and ``lifetimes`` do), 0 when
-      ``x = 0``.
-
-The time unit
-    Times are in units of ``unit_days`` days: weeks (7) by default, as in the literature. The
-    rate parameters (``alpha``, ``beta``) are in these units, so parameters fitted in weeks are
-    not comparable with parameters fitted in days. Durations from the rules are converted with
-    a month of 365.25 / 12 days and a year of 365.25 days.
-
-The models
-    BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way")
-        While alive, a customer buys as a Poisson process with rate ``lambda ~ Gamma(r, alpha)``
-        (shape ``r``, rate ``alpha``); after each *repeat* purchase they drop out with
-        probability ``p ~ Beta(a, b)``. A buyer with no repeat purchase is alive for sure
-        (``p_alive = 1``), which is why one-time buyers cannot be ranked by it.
-    MBG/NBD (Batislam, Denizel & Filiztekin 2007; ``lifetimes``' ``ModifiedBetaGeoFitter``)
-        The same, but a customer may also drop out right after the *first* purchase, so
-        one-time buyers get ``p_alive < 1``, decreasing with their age ``T``.
-    Pareto/NBD (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005 note)
-        Poisson purchases with ``lambda ~ Gamma(r, alpha)`` and an exponential lifetime with
-        rate ``mu ~ Gamma(s, beta)``. Optional: its likelihood needs the Gauss hypergeometric
-        function per customer, so it is slower; the rules do not offer it.
-    Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"; Colombo & Jiang 1999)
-        The amount of a transaction is ``Gamma(p, nu)`` with ``nu ~ Gamma(q, v)`` per customer,
-        independent of the purchase process. Fitted on repeat buyers (``x > 0``) with a
-        positive ``monetary_value``; the expected spend of a customer with ``x`` repeat
-        purchases of mean ``m`` is ``p (v + m x) / (p x + q - 1)``, which for ``x = 0`` is the
-        population mean ``p v / (q - 1)``.
-
-CLV
-    ``clv`` is the expected spend times the *discounted* expected number of purchases over the
-    horizon, in monthly steps as ``lifetimes.utils.customer_lifetime_value`` does: the horizon
-    is cut into ``n = ceil(horizon / month)`` equal steps (12 for 12 months), the purchases
-    expected in step ``k``, ``E[X(t_k)] - E[X(t_{k-1})]``, are discounted from the step's end
-    with the yearly rate, ``(1 + rate) ** -(t_k / year)``, and summed. Amounts are in the
-    currency of ``amount_column``; no margin is applied.
-
-Fitting and numerics
-    The likelihoods are written in logs (``gammaln``, ``betaln``, log-sum-exp in the form
-    ``log(e^-u + c)`` with ``u >= 0``) and maximised over the logarithms of the parameters by
-    BFGS with analytic gradients (Pareto/NBD: central differences), from a few starting
-    points until one converges (largest gradient of the mean log-likelihood below 1e-4; else
-    ``ConvergenceError``). Identical ``(x, t_x, T)`` rows are first aggregated with weights
-    (day-level data has many), and terms that depend on ``x`` alone are summed per distinct
-    ``x``. Sums avoid BLAS, whose threads stall on a loaded two-core machine.
-
-    The conditional expectations use the Euler transform of the hypergeometric function,
-    ``(1 - z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose series behaves for any ``x``
-    (the untransformed ``2F1(r+x, b+x; a+b+x-1; z)`` grows like ``(1-z)^-x`` and overflows
-    for large ``x``), evaluated once per distinct ``(x, T)`` pair: with day-level summaries
-    there are far fewer pairs than customers. CLV over 12 monthly steps needs 12 such
-    evaluations, the costliest part of the predictions.
+Inputs are the purchase summary's arrays ``(x, t_x, T)`` (and mean spends); the definitions,
+the models and the numerics are described in :mod:`engscore.engine.predict`.
 """
 
 from __future__ import annotations
@@ -76,18 +11,11 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-
-from engscore.durations import Duration
-from engscore.engine.exprs import stable_sum
-from engscore.engine.rfm import purchase_events
-from engscore.errors import ConfigError
-from engscore.rules import Predict, Rfm, Rules
 
 
 class _LazyModule:
@@ -107,17 +35,18 @@ class _LazyModule:
 special = _LazyModule("scipy.special")
 optimize = _LazyModule("scipy.optimize")
 
+
 __all__ = [
+    "DAYS_PER_MONTH",
+    "DAYS_PER_YEAR",
     "BgNbdParams",
     "ConvergenceError",
+    "FloatArray",
     "GammaGammaParams",
     "MbgNbdParams",
     "ParetoNbdParams",
-    "PredictResult",
     "PurchaseParams",
-    "SUMMARY_COLUMNS",
     "clv",
-    "duration_days",
     "expected_purchases",
     "expected_spend",
     "fit_bgnbd",
@@ -125,27 +54,14 @@ __all__ = [
     "fit_mbgnbd",
     "fit_pareto_nbd",
     "log_likelihood",
-    "output_columns",
     "p_alive",
-    "predict_contacts",
-    "purchase_summary",
-    "simulate_bgnbd",
-    "simulate_gamma_gamma",
-    "simulate_pareto_nbd",
     "spend_log_likelihood",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 
-CONTACT = "contact_id"
-TIMESTAMP = "timestamp"
-EVENT_TYPE = "event_type"
-#: The columns of ``purchase_summary``, in order.
-SUMMARY_COLUMNS = ("contact_id", "frequency", "recency", "T", "monetary_value")
-
 DAYS_PER_YEAR = 365.25
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12
-_MICROSECONDS_PER_DAY = 86_400_000_000
 #: Bounds of the log-parameters while fitting (about 1e-9 to 1e9).
 _LOG_BOUND = 21.0
 #: Largest gradient (of the mean log-likelihood, in log-parameters) accepted as converged.
@@ -245,55 +161,6 @@ class GammaGammaParams:
 
 
 PurchaseParams = BgNbdParams | MbgNbdParams | ParetoNbdParams
-
-
-# --------------------------------------------------------------------------- the summary
-
-
-def purchase_summary(
-    events: pl.LazyFrame, rfm: Rfm, as_of: datetime, unit_days: float = 7.0
-) -> pl.LazyFrame:
-    """Per buyer at ``as_of``: ``frequency``, ``recency``, ``T`` and ``monetary_value``.
-
-    Purchases are events of a type in ``rfm.purchase_events`` at or before ``as_of``; amounts
-    come from ``rfm.amount_column`` (nulls count as 0). Columns ``SUMMARY_COLUMNS``, sorted by
-    contact; times in units of ``unit_days`` days. See the module docstring for the
-    definitions. Lazy: the caller collects.
-    """
-    if unit_days <= 0:
-        raise ValueError(f"unit_days must be positive, not {unit_days}")
-    schema = events.collect_schema()
-    if rfm.amount_column not in schema:
-        raise ConfigError(
-            f"rfm: unknown column {rfm.amount_column!r} (events have: {', '.join(schema.names())})"
-        )
-    purchases = purchase_events(events, rfm, as_of)
-    amount = pl.col(rfm.amount_column).cast(pl.Float64).fill_null(0.0)
-    days = purchases.group_by(CONTACT, pl.col(TIMESTAMP).dt.truncate("1d").alias("_day")).agg(
-        _amount=stable_sum(amount)
-    )
-    buyers = days.group_by(CONTACT).agg(
-        _days=pl.len().cast(pl.Int64),
-        _first=pl.col("_day").min(),
-        _last=pl.col("_day").max(),
-        _total=stable_sum(pl.col("_amount")),
-        _first_amount=pl.col("_amount").sort_by("_day").first(),
-    )
-    unit = unit_days * _MICROSECONDS_PER_DAY
-    frequency = pl.col("_days") - 1
-    return (
-        buyers.select(
-            pl.col(CONTACT),
-            frequency=frequency,
-            recency=(pl.col("_last") - pl.col("_first")).dt.total_microseconds() / unit,
-            T=(pl.lit(as_of) - pl.col("_first")).dt.total_microseconds() / unit,
-            monetary_value=pl.when(frequency > 0)
-            .then((pl.col("_total") - pl.col("_first_amount")) / frequency)
-            .otherwise(0.0),
-        )
-        .select(SUMMARY_COLUMNS)
-        .sort(CONTACT)
-    )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -903,239 +770,3 @@ def _cumulative_expectations(
                 for t in times
             ]
     return [_bg_bracket(params, np.full(x.shape, t), x, T) for t in times]
-
-
-# --------------------------------------------------------------------------- simulation
-
-
-def simulate_bgnbd(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    T: npt.ArrayLike,
-    rng: np.random.Generator,
-    *,
-    modified: bool = False,
-    holdout: float = 0.0,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``(x, t_x, x_holdout)`` drawn from the exact continuous-time (M)BG/NBD process.
-
-    Each customer gets ``lambda ~ Gamma(r, alpha)`` and ``p ~ Beta(a, b)``, buys first at time
-    0, then at exponential gaps; after each repeat purchase (and, for MBG/NBD, also right after
-    the first purchase) they drop out with probability ``p``. ``x`` and ``t_x`` summarise
-    ``(0, T]``; ``x_holdout`` counts the purchases in ``(T, T + holdout]``.
-    """
-    Tf = _floats(T)
-    n = Tf.size
-    rate = rng.gamma(r, 1.0 / alpha, n)
-    drop = rng.beta(a, b, n)
-    x = np.zeros(n)
-    t_x = np.zeros(n)
-    later = np.zeros(n)
-    now = np.zeros(n)
-    active = np.ones(n, dtype=bool)
-    if modified:
-        active &= rng.random(n) >= drop
-    index = np.flatnonzero(active & (rate > 0))
-    while index.size:
-        now[index] += rng.exponential(1.0, index.size) / rate[index]
-        index = index[now[index] <= Tf[index] + holdout]
-        calibration = now[index] <= Tf[index]
-        inside = index[calibration]
-        x[inside] += 1
-        t_x[inside] = now[inside]
-        later[index[~calibration]] += 1
-        index = index[rng.random(index.size) >= drop[index]]
-    return x, t_x, later
-
-
-def simulate_pareto_nbd(
-    r: float,
-    alpha: float,
-    s: float,
-    beta: float,
-    T: npt.ArrayLike,
-    rng: np.random.Generator,
-    *,
-    holdout: float = 0.0,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``(x, t_x, x_holdout)`` drawn from the exact Pareto/NBD process.
-
-    ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``, lifetime ``tau ~ Exp(mu)``; given
-    ``x`` Poisson purchases in ``(0, min(tau, T)]``, the last is the largest of ``x`` uniform
-    times. ``x_holdout`` counts the purchases in ``(T, min(tau, T + holdout)]``.
-    """
-    Tf = _floats(T)
-    n = Tf.size
-    rate = rng.gamma(r, 1.0 / alpha, n)
-    lifetime = rng.exponential(1.0, n) / rng.gamma(s, 1.0 / beta, n)
-    span = np.minimum(lifetime, Tf)
-    x = rng.poisson(rate * span).astype(np.float64)
-    t_x = np.where(x > 0, span * rng.random(n) ** (1.0 / np.maximum(x, 1.0)), 0.0)
-    after = np.clip(lifetime - Tf, 0.0, holdout)
-    later = rng.poisson(rate * after).astype(np.float64)
-    return x, t_x, later
-
-
-def simulate_gamma_gamma(
-    p: float, q: float, v: float, frequency: npt.ArrayLike, rng: np.random.Generator
-) -> FloatArray:
-    """Mean transaction values drawn from the Gamma-Gamma model for ``frequency > 0``.
-
-    ``nu ~ Gamma(q, v)`` per customer; the mean of ``x`` ``Gamma(p, nu)`` amounts is
-    ``Gamma(p x, x nu)``. Customers with ``x = 0`` get 0.
-    """
-    x = _floats(frequency)
-    nu = rng.gamma(q, 1.0 / v, x.size)
-    shape = np.maximum(p * x, 1e-300)
-    mean = rng.gamma(shape, 1.0 / (np.maximum(x, 1.0) * nu))
-    return np.where(x > 0, mean, 0.0)
-
-
-# --------------------------------------------------------------------------- per contact
-
-
-def duration_days(duration: Duration) -> float:
-    """Days in a rules duration: months are 365.25 / 12 days, years 365.25 days."""
-    if duration.is_fixed:
-        return duration.days
-    return duration.months * DAYS_PER_MONTH
-
-
-def output_columns(config: Predict) -> tuple[str, str, str]:
-    """``("p_alive", "expected_purchases_<period>", "clv")``, e.g. ``expected_purchases_90d``."""
-    return ("p_alive", f"expected_purchases_{config.period}", "clv")
-
-
-@dataclass(frozen=True)
-class PredictResult:
-    """Predictions per buyer, or why there are none.
-
-    ``frame`` has ``contact_id`` and ``column_names`` (one row per buyer, sorted by contact),
-    or is None when nothing was fitted; ``message`` then says why in plain words. When the
-    purchase model fitted but the spend model did not, ``frame`` is there with a null ``clv``
-    and ``message`` says why.
-    """
-
-    frame: pl.DataFrame | None
-    column_names: tuple[str, str, str]
-    message: str | None
-    purchase_params: BgNbdParams | MbgNbdParams | None = None
-    spend_params: GammaGammaParams | None = None
-    buyers: int = 0
-    repeat_buyers: int = 0
-
-    def describe(self) -> str:
-        """The fitted parameters (or the message) in one or two lines, for the run's note."""
-        parts = [p.describe() for p in (self.purchase_params, self.spend_params) if p is not None]
-        if self.message:
-            parts.append(self.message)
-        return "; ".join(parts)
-
-
-def predict_contacts(
-    events: pl.LazyFrame, rules: Rules, as_of: datetime, unit_days: float = 7.0
-) -> PredictResult:
-    """Fit the configured purchase model and Gamma-Gamma, and predict for every buyer.
-
-    Columns: ``contact_id``, ``p_alive``, ``expected_purchases_<period>`` (purchases expected
-    in the ``predict.period`` after ``as_of``) and ``clv`` (discounted expected spend over
-    ``predict.horizon``). Not fitted (``frame`` None, ``message`` says why) when predictions
-    are off, with fewer than ``predict.min_buyers`` buyers or ``predict.min_repeat_buyers``
-    repeat buyers, or when the fit does not converge.
-    """
-    config = rules.predict
-    names = output_columns(config)
-    if not config.enabled:
-        return PredictResult(None, names, "predictions are off (predict.enabled: false)")
-    summary = purchase_summary(events, rules.rfm, as_of, unit_days).collect()
-    x = summary["frequency"].to_numpy().astype(np.float64)
-    t_x = summary["recency"].to_numpy().astype(np.float64)
-    T = summary["T"].to_numpy().astype(np.float64)
-    m = summary["monetary_value"].to_numpy().astype(np.float64)
-    buyers, repeat = int(x.size), int((x > 0).sum())
-
-    def skipped(message: str) -> PredictResult:
-        return PredictResult(None, names, message, buyers=buyers, repeat_buyers=repeat)
-
-    if buyers < config.min_buyers:
-        return skipped(
-            f"predictions not computed: {buyers} buyer(s) at {as_of:%Y-%m-%d}, the model "
-            f"needs at least {config.min_buyers} (predict.min_buyers)"
-        )
-    if repeat < config.min_repeat_buyers:
-        return skipped(
-            f"predictions not computed: {repeat} repeat buyer(s) (bought on two or more days) "
-            f"at {as_of:%Y-%m-%d}, the model needs at least {config.min_repeat_buyers} "
-            "(predict.min_repeat_buyers)"
-        )
-    label = "MBG/NBD" if config.model == "mbgnbd" else "BG/NBD"
-    try:
-        purchase: BgNbdParams | MbgNbdParams = (
-            fit_mbgnbd(x, t_x, T) if config.model == "mbgnbd" else fit_bgnbd(x, t_x, T)
-        )
-    except ConvergenceError as exc:
-        return skipped(f"predictions not computed: the {label} purchase model did not fit ({exc})")
-    period = duration_days(config.period) / unit_days
-    alive = p_alive(purchase, x, t_x, T)
-    expected = expected_purchases(purchase, period, x, t_x, T)
-    spend_params: GammaGammaParams | None = None
-    message: str | None = None
-    value: FloatArray | None = None
-    spenders = (x > 0) & (m > 0)
-    if int(spenders.sum()) < config.min_repeat_buyers:
-        message = (
-            f"clv not computed: {int(spenders.sum())} repeat buyer(s) with a positive "
-            f"{rules.rfm.amount_column}, the spend model needs at least "
-            f"{config.min_repeat_buyers} (predict.min_repeat_buyers)"
-        )
-    else:
-        try:
-            spend_params = fit_gamma_gamma(x[spenders], m[spenders])
-        except ConvergenceError as exc:
-            message = f"clv not computed: the Gamma-Gamma spend model did not fit ({exc})"
-        else:
-            if spend_params.q <= 1:
-                message = (
-                    f"clv not computed: the Gamma-Gamma spend model has q = "
-                    f"{spend_params.q:.3g} <= 1 (spend too dispersed for a finite mean)"
-                )
-            else:
-                value = clv(
-                    purchase,
-                    spend_params,
-                    x,
-                    t_x,
-                    T,
-                    m,
-                    duration_days(config.horizon),
-                    config.discount_rate,
-                    unit_days,
-                )
-    frame = pl.DataFrame(
-        {
-            CONTACT: summary[CONTACT],
-            names[0]: alive,
-            names[1]: expected,
-            names[2]: pl.Series(names[2], value, dtype=pl.Float64)
-            if value is not None
-            else pl.Series(names[2], [None] * buyers, dtype=pl.Float64),
-        }
-    )
-    # Extreme fits (a list with almost no dropout drives a and b to 1e5 and beyond) can push
-    # the hypergeometric terms out of floating-point range: never publish inf or NaN.
-    finite = frame.select(
-        [pl.col(n).is_finite().fill_null(True).all().alias(n) for n in names]
-    ).row(0)
-    if not all(finite):
-        frame = frame.with_columns(
-            pl.when(pl.col(n).is_finite()).then(pl.col(n)).otherwise(None).alias(n) for n in names
-        )
-        broken = ", ".join(n for n, ok in zip(names, finite, strict=True) if not ok)
-        note = (
-            f"{broken} left empty where not finite: the fitted model is extreme "
-            f"({purchase.describe()}), typical of data with almost no dropout"
-        )
-        message = f"{message}; {note}" if message else note
-    return PredictResult(frame, names, message, purchase, spend_params, buyers, repeat)
