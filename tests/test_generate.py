@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from engscore.config import IngestOptions
 from engscore.io.events import load_events
-from engscore.io.ingest import IngestOptions
 from engscore.schema import CANONICAL_SCHEMA
 from helpers import load_generator
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from engscore.config import IngestOptions
 from engscore.errors import DataError
 from engscore.io.events import load_events
-from engscore.io.ingest import IngestOptions
 from engscore.io.readers import resolve_inputs, scan_file
 from engscore.presets import PRESETS, detect_preset
 from engscore.presets.base import MapContext

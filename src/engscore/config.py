@@ -7,9 +7,9 @@ command-line options, ``ENGSCORE_*`` environment variables, the file, the defaul
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -30,6 +30,44 @@ ENVIRONMENT = {
 }
 
 
+#: What to do with rows that fail validation: stop (``fail``) or set them aside (``skip``).
+OnError = Literal["fail", "skip"]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to read the inputs: the common ingest options of every command, from the command
+    line or ``engscore.yaml``'s ``inputs`` (``Project.ingest_options``)."""
+
+    preset: str = "auto"
+    timezone: str | None = None
+    mapping: Path | None = None
+    on_error: OnError = "fail"
+    encoding: str = "utf-8"
+    machine_open_seconds: float = 2.0
+
+    def overridden(
+        self,
+        preset: str | None = None,
+        timezone: str | None = None,
+        mapping: Path | None = None,
+        on_error: OnError | None = None,
+        encoding: str | None = None,
+        machine_open_seconds: float | None = None,
+    ) -> IngestOptions:
+        """These options with the values given (not None) in their place: command-line
+        options over the project's settings."""
+        given: dict[str, Any] = {
+            "preset": preset,
+            "timezone": timezone,
+            "mapping": mapping,
+            "on_error": on_error,
+            "encoding": encoding,
+            "machine_open_seconds": machine_open_seconds,
+        }
+        return replace(self, **{name: value for name, value in given.items() if value is not None})
+
+
 class Inputs(StrictModel):
     """Where the exports land and how to read them."""
 
@@ -37,8 +75,11 @@ class Inputs(StrictModel):
     preset: str = "auto"
     timezone: str | None = None
     mapping: str | None = None
-    on_error: Literal["fail", "skip"] = "fail"
+    on_error: OnError = "fail"
     encoding: str = "utf-8"
+    #: Opens this many seconds after their delivery count as machine opens (exports without
+    #: a machine flag); 0 turns the heuristic off.
+    machine_open_window: float = Field(default=2.0, ge=0)
 
     @field_validator("paths", mode="before")
     @classmethod
@@ -101,6 +142,19 @@ class Project:
         candidate = Path(value)
         return candidate if candidate.is_absolute() else self.root / candidate
 
+    def ingest_options(self) -> IngestOptions:
+        """``inputs`` as the ingest options: the one mapping, used by ``engscore run`` and
+        (under the command-line options) by the single commands."""
+        inputs = self.config.inputs
+        return IngestOptions(
+            preset=inputs.preset,
+            timezone=inputs.timezone,
+            mapping=self.path(inputs.mapping) if inputs.mapping else None,
+            on_error=inputs.on_error,
+            encoding=inputs.encoding,
+            machine_open_seconds=inputs.machine_open_window,
+        )
+
 
 def config_path(explicit: Path | None = None, cwd: Path | None = None) -> Path | None:
     """``--config``, else ``$ENGSCORE_CONFIG``, else ``./engscore.yaml`` when it exists."""
@@ -149,6 +203,7 @@ inputs:
   preset: auto               # or sendgrid, mailgun, ses, postmark, brevo, klaviyo, mailchimp, sfmc
   timezone: null             # zone of naive timestamps, e.g. Europe/Paris
   on_error: fail             # or skip: bad rows go to a rejects file
+  machine_open_window: 2     # opens within 2 s of delivery count as machine opens (0: off)
 rules: rules.yaml            # point rules, status, RFM, segments
 segments: segments.yaml      # segment definitions (the built-in playbook + your own)
 contacts: null               # contacts file for profile rules and report breakdowns
@@ -206,8 +261,7 @@ class CommandDefaults:
     rules: Path | None = None
     contacts: Path | None = None
     segments: Path | None = None
-    preset: str | None = None
-    timezone: str | None = None
+    ingest: IngestOptions = IngestOptions()
     title: str | None = None
     by: tuple[str, ...] = ()
 
@@ -224,8 +278,7 @@ def command_defaults(cwd: Path | None = None) -> CommandDefaults:
         rules=project.path(config.rules) if config.rules else None,
         contacts=project.path(config.contacts) if config.contacts else None,
         segments=project.path(config.segments) if config.segments else None,
-        preset=config.inputs.preset,
-        timezone=config.inputs.timezone,
+        ingest=project.ingest_options(),
         title=config.report.title,
         by=config.report.by,
     )

@@ -32,13 +32,13 @@ from engscore.charts import (
     line_chart,
     percent,
 )
+from engscore.config import IngestOptions
 from engscore.durations import Duration
 from engscore.engine.exprs import machine_flag
 from engscore.engine.status import STATUSES
 from engscore.errors import ConfigError, DataError
 from engscore.io.contacts import load_contacts
 from engscore.io.events import load_events
-from engscore.io.ingest import IngestOptions
 from engscore.io.outputs import atomic_path, shown_path
 from engscore.io.scores_file import (
     locate_scores,

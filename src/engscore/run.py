@@ -26,7 +26,6 @@ from typing import Any
 from engscore import __version__
 from engscore.config import Project
 from engscore.errors import DataError, LockedError
-from engscore.io.ingest import IngestOptions
 from engscore.io.outputs import pid_alive, sha256_file, shown_path, write_json
 from engscore.io.store import EventStore, append
 from engscore.report import ReportRequest, run_report
@@ -181,13 +180,7 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         shutil.rmtree(work)
     work.mkdir()
     try:
-        options = IngestOptions(
-            preset=config.inputs.preset,
-            timezone=config.inputs.timezone,
-            mapping=project.path(config.inputs.mapping) if config.inputs.mapping else None,
-            on_error=config.inputs.on_error,
-            encoding=config.inputs.encoding,
-        )
+        options = project.ingest_options()
         store = EventStore(project.path(config.store))
         rules = project.path(config.rules) if config.rules else None
         segments_file = project.path(config.segments) if config.segments else None

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import __version__
+from engscore.config import IngestOptions
 from engscore.engine.carry import Carried
 from engscore.engine.predict.summary import PredictResult, predict_contacts
 from engscore.engine.rfm import purchase_events, rfm_scores
@@ -32,7 +33,6 @@ from engscore.io.events import load_events
 from engscore.io.ingest import (
     CONTACT_KEY,
     FileReport,
-    IngestOptions,
     row_group_ranges,
 )
 from engscore.io.outputs import output_format, sha256_file, shown_path

@@ -9,10 +9,11 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from engscore.config import IngestOptions
 from engscore.errors import ConfigError, DataError
 from engscore.io import ingest
 from engscore.io.events import load_events
-from engscore.io.ingest import CONTACT_KEY, IngestOptions, ingest_to_file
+from engscore.io.ingest import CONTACT_KEY, ingest_to_file
 
 INGEST = Path(__file__).parents[1] / "fixtures" / "ingest"
 

@@ -61,7 +61,7 @@ def report_command(
     ] = None,
     rules: RulesOpt = None,
     as_of: AsOfOpt = None,
-    preset: PresetOpt = "auto",
+    preset: PresetOpt = None,
     timezone: TimezoneOpt = None,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",

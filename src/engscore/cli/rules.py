@@ -9,21 +9,14 @@ import typer
 
 from engscore.cli.app import app, handle_errors, reporter
 from engscore.cli.options import (
-    AsOfOpt,
-    ContactsOpt,
     DebugOpt,
-    EncodingOpt,
     EventsArg,
     LogFormatOpt,
-    MachineWindowOpt,
-    MappingOpt,
-    OnErrorOpt,
     PresetOpt,
     QuietOpt,
-    RulesOpt,
-    TimezoneOpt,
+    ScoreOptions,
     ingest_options,
-    score_request,
+    with_score_options,
 )
 from engscore.score import (
     prepare_scoring,
@@ -49,7 +42,7 @@ def validate_command(
             show_default=False,
         ),
     ] = None,
-    preset: PresetOpt = "auto",
+    preset: PresetOpt = None,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
     debug: DebugOpt = False,
@@ -71,34 +64,16 @@ def validate_command(
 
 @rules_app.command("suggest-thresholds")
 @handle_errors
+@with_score_options
 def suggest_command(
     events: EventsArg,
-    rules: RulesOpt = None,
-    as_of: AsOfOpt = None,
-    contacts: ContactsOpt = None,
-    preset: PresetOpt = "auto",
-    timezone: TimezoneOpt = None,
-    mapping: MappingOpt = None,
-    on_error: OnErrorOpt = "fail",
-    encoding: EncodingOpt = "utf-8",
-    machine_open_window: MachineWindowOpt = 2.0,
+    options: ScoreOptions = ScoreOptions(),
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
     debug: DebugOpt = False,
 ) -> None:
     """Score the events and suggest warm/hot grade thresholds from the score distribution."""
-    request = score_request(
-        events,
-        as_of,
-        rules,
-        contacts,
-        preset,
-        timezone,
-        mapping,
-        on_error,
-        encoding,
-        machine_open_window,
-    )
+    request = options.request(events)
     prepared = prepare_scoring(request)
     out = reporter()
     for note in prepared.warnings:

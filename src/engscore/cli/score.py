@@ -13,20 +13,12 @@ from rich.table import Table
 
 from engscore.cli.app import app, handle_errors, reporter
 from engscore.cli.options import (
-    AsOfOpt,
-    ContactsOpt,
     DebugOpt,
-    EncodingOpt,
     EventsArg,
     LogFormatOpt,
-    MachineWindowOpt,
-    MappingOpt,
-    OnErrorOpt,
-    PresetOpt,
     QuietOpt,
-    RulesOpt,
-    TimezoneOpt,
-    score_request,
+    ScoreOptions,
+    with_score_options,
 )
 from engscore.engine.ledger import STATUS_TEXT
 from engscore.explain import Explanation, explain_contact
@@ -37,37 +29,19 @@ from engscore.ui import human_int
 
 @app.command("score")
 @handle_errors
+@with_score_options
 def score_command(
     events: EventsArg,
-    rules: RulesOpt = None,
-    as_of: AsOfOpt = None,
-    contacts: ContactsOpt = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Scores file (.parquet or .csv).")
     ] = Path("scores.parquet"),
-    preset: PresetOpt = "auto",
-    timezone: TimezoneOpt = None,
-    mapping: MappingOpt = None,
-    on_error: OnErrorOpt = "fail",
-    encoding: EncodingOpt = "utf-8",
-    machine_open_window: MachineWindowOpt = 2.0,
+    options: ScoreOptions = ScoreOptions(),
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
     debug: DebugOpt = False,
 ) -> None:
     """Apply point rules to events: one row per contact with score, groups and grade."""
-    request = score_request(
-        events,
-        as_of,
-        rules,
-        contacts,
-        preset,
-        timezone,
-        mapping,
-        on_error,
-        encoding,
-        machine_open_window,
-    )
+    request = options.request(events)
     with reporter().step(f"scoring {len(events)} input(s)"):
         summary = run_score(request, output, record_in=Path.cwd())
     render_score_summary(summary)
@@ -119,38 +93,20 @@ Format = Literal["text", "json"]
 
 @app.command("explain")
 @handle_errors
+@with_score_options
 def explain_command(
     contact: Annotated[str, typer.Argument(help="Contact id or e-mail address.")],
     events: EventsArg,
-    rules: RulesOpt = None,
-    as_of: AsOfOpt = None,
-    contacts: ContactsOpt = None,
     output_format: Annotated[
         Format, typer.Option("--format", help="text (a table) or json (for machines).")
     ] = "text",
-    preset: PresetOpt = "auto",
-    timezone: TimezoneOpt = None,
-    mapping: MappingOpt = None,
-    on_error: OnErrorOpt = "fail",
-    encoding: EncodingOpt = "utf-8",
-    machine_open_window: MachineWindowOpt = 2.0,
+    options: ScoreOptions = ScoreOptions(),
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
     debug: DebugOpt = False,
 ) -> None:
     """The point ledger of one contact: every matching event, what it earned and why."""
-    request = score_request(
-        events,
-        as_of,
-        rules,
-        contacts,
-        preset,
-        timezone,
-        mapping,
-        on_error,
-        encoding,
-        machine_open_window,
-    )
+    request = options.request(events)
     prepared = prepare_scoring(request)
     for note in prepared.warnings:
         reporter().warning(note)

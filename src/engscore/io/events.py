@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engscore.io.ingest import IngestOptions, LoadedEvents, check_options, load_exports
+from engscore.config import IngestOptions
+from engscore.io.ingest import LoadedEvents, check_options, load_exports
 from engscore.io.store import EventStore, is_store, store_events
 
 

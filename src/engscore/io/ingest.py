@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engscore import timestamps
+from engscore.config import IngestOptions
 from engscore.engine.normalise import (
     canonicalise,
     drop_duplicates,
@@ -44,7 +45,6 @@ from engscore.presets import PRESET_NAMES, detect_preset, get_preset
 from engscore.presets.base import MapContext, Preset
 from engscore.schema import CONTACT
 
-OnError = Literal["fail", "skip"]
 _SHOWN_REJECTS = 3
 #: Input rows per batch when ingest reads the inputs itself (validation, partitioning).
 BATCH_ROWS = 100_000
@@ -65,18 +65,6 @@ CONTACT_KEY = "engscore_contact_key"
 #: Parquet metadata saying the file's ``CONTACT_KEY`` column is that numbering.
 CONTACT_KEY_METADATA = b"engscore.contact_key"
 CONTACT_KEY_VERSION = b"1"
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """How to read the inputs (the common ingest options of every command)."""
-
-    preset: str = "auto"
-    timezone: str | None = None
-    mapping: Path | None = None
-    on_error: OnError = "fail"
-    encoding: str = "utf-8"
-    machine_open_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

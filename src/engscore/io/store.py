@@ -36,11 +36,11 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from engscore.config import IngestOptions
 from engscore.errors import DataError
 from engscore.io.ingest import (
     CONTACT_KEY,
     FileReport,
-    IngestOptions,
     LoadedEvents,
     load_exports,
     no_rejects,

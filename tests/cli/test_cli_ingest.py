@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from engscore.cli import app
 
-INGEST = Path(__file__).parent / "fixtures" / "ingest"
+INGEST = Path(__file__).parents[1] / "fixtures" / "ingest"
 runner = CliRunner()
 
 

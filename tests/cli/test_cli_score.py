@@ -16,7 +16,7 @@ from engscore.timestamps import parse_instant
 from helpers import utc
 
 runner = CliRunner()
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 AS_OF = "2026-11-01T00:00:00Z"
 
 
