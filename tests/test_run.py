@@ -99,6 +99,10 @@ def test_run_twice_gives_byte_identical_outputs(example_data: Path, tmp_path: Pa
     )
     for key in outputs[0]:
         assert outputs[0][key] == outputs[1][key], key
+    # The report names its sources where they end up, not the run's work folder (whose name
+    # holds the process id).
+    assert b".tmp-" not in outputs[0]["report.html"]
+    assert b"runs/2026-11-01T0300Z/scores.parquet" in outputs[0]["report.html"]
 
 
 def test_the_run_records_the_store_without_hashing_its_files(

@@ -606,6 +606,15 @@ class ReportRequest:
     generated_at: datetime | None = None
     as_of: datetime | None = None
     ingest: IngestOptions = field(default_factory=IngestOptions)
+    #: ``(folder, final)``: the inputs in ``folder`` are shown as in ``final``, the name the
+    #: folder gets once written (``engscore run``'s work folder), so reruns read the same.
+    published: tuple[Path, Path] | None = None
+
+    def shown(self, path: Path) -> str:
+        """``path`` as the report names it: relative to ``workdir``, at its published place."""
+        if self.published is not None and path.is_relative_to(self.published[0]):
+            path = self.published[1] / path.relative_to(self.published[0])
+        return shown_path(path, self.workdir)
 
 
 @dataclass(frozen=True)
@@ -656,18 +665,18 @@ def run_report(request: ReportRequest) -> ReportSummary:
     # Only the columns the report reads: a third of the file, and of the memory (the whole
     # scores table of 4M contacts takes 2.3 GB).
     scores = read_scores(scores_path, [c for c in schema if _reported(c)])
-    sources = [shown_path(scores_path, request.workdir)]
+    sources = [request.shown(scores_path)]
     inputs = request.events
     if inputs is None:
         recorded = [i.get("path") for i in made_from.get("inputs") or [] if isinstance(i, dict)]
         inputs = [p for p in recorded if isinstance(p, str) and Path(p).is_file()] or None
     events = load_events(inputs, request.ingest).events if inputs else None
-    sources += [shown_path(Path(i), request.workdir) for i in inputs or []]
+    sources += [request.shown(Path(i)) for i in inputs or []]
     segments = request.segments
     if segments is None and (request.workdir / "segments" / "manifest.json").is_file():
         segments = request.workdir / "segments"
     if segments is not None:
-        sources.append(shown_path(segments, request.workdir))
+        sources.append(request.shown(segments))
     context = build_context(
         ReportInputs(
             scores=scores,

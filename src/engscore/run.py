@@ -232,6 +232,8 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         summary.segments = [(s.name, s.rows) for s in segmented.segments]
 
         step("report")
+        # Named now (the lock is held): the report names its sources where they will be.
+        final = _run_name(runs, as_of)
         run_report(
             ReportRequest(
                 workdir=root,
@@ -244,6 +246,7 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
                 by=list(config.report.by),
                 title=config.report.title,
                 generated_at=as_of,
+                published=(work, final),
             )
         )
 
@@ -264,7 +267,6 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
             "warnings": summary.warnings,
         }
         write_json(manifest, work / "manifest.json")
-        final = _run_name(runs, as_of)
         os.replace(work, final)
         _point_latest(runs, final)
         summary.folder = final
