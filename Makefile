@@ -34,7 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --events 20000000 --repeat 3
 	$(BIN)/python benchmarks/bench_score.py --events 20000000 --repeat 3
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/bench_compare.py --events 20000000 --repeat 3
+	$(BIN)/python benchmarks/bench_compare.py --from ingested --events 20000000 --repeat 3
+	$(BIN)/python benchmarks/bench_compare.py --from raw --events 20000000 --repeat 3
 
 clean:
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

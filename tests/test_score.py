@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from engscore.config import IngestOptions
 from engscore.engine.ledger import ledger
 from engscore.errors import ConfigError, DataError
 from engscore.rules import load_rules
@@ -297,3 +299,37 @@ def test_ingest_outputs_glued_together_are_not_trusted_to_be_sorted(
     assert not prepared.presorted and prepared.keyed is None
     expected = compute_scores(prepare_scoring(request(example_data))).table
     assert compute_scores(prepared).table.equals(expected)
+
+
+def test_an_export_in_random_order_is_scored_through_a_sorted_copy(
+    example_data: Path, tmp_path: Path
+) -> None:
+    # run_score sorts an export by contact in a scratch folder beside the output first (the
+    # input is read once); the scores equal scoring the export as it is, and nothing is left.
+    events = pl.read_parquet(example_data / "events.parquet")
+    shuffled = tmp_path / "in" / "shuffled.parquet"
+    shuffled.parent.mkdir()
+    pl.concat([events, events.head(500)]).sample(fraction=1.0, shuffle=True, seed=7).write_parquet(
+        shuffled, row_group_size=20_000
+    )
+    as_is = ScoreRequest(events=[str(shuffled)], as_of=AS_OF)
+    direct = compute_scores(prepare_scoring(as_is)).table
+    output = tmp_path / "out" / "scores.parquet"
+    summary = run_score(as_is, output)
+    assert pl.read_parquet(output).equals(direct)
+    assert sorted(p.name for p in output.parent.iterdir()) == ["scores.parquet"]
+    assert [f.path for f in summary.files] == [shuffled]
+    provenance = json.loads(pq.read_metadata(output).metadata[b"engscore.inputs"])
+    assert [i["path"] for i in provenance] == [str(shuffled)]
+
+
+def test_rejected_rows_stop_the_sorted_copy_and_leave_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "new" / "scores.parquet"
+    bad = ROOT / "tests" / "fixtures" / "ingest" / "bad_rows.csv"
+    with pytest.raises(DataError, match="bad_rows.csv:"):
+        run_score(ScoreRequest(events=[str(bad)], as_of=AS_OF), output)
+    assert not output.parent.exists()
+    skipped = ScoreRequest(events=[str(bad)], as_of=AS_OF, ingest=IngestOptions(on_error="skip"))
+    summary = run_score(skipped, output)
+    assert summary.files[0].rows_rejected > 0
+    assert sorted(p.name for p in output.parent.iterdir()) == ["scores.parquet"]

@@ -29,13 +29,13 @@ from engscore.engine.thresholds import ThresholdSuggestion, suggest_thresholds
 from engscore.errors import DataError
 from engscore.io.carried import KEPT, CarriedState
 from engscore.io.contacts import contacts_schema, load_contacts
-from engscore.io.events import load_events
+from engscore.io.events import load_events, load_events_sorted
 from engscore.io.ingest import (
     CONTACT_KEY,
     FileReport,
     row_group_ranges,
 )
-from engscore.io.outputs import output_format, sha256_file, shown_path
+from engscore.io.outputs import output_format, scratch_folder, sha256_file, shown_path
 from engscore.io.readers import first_line
 from engscore.io.scores_file import write_scores
 from engscore.io.store import EventStore, is_store, read_contact_numbers
@@ -98,14 +98,20 @@ class ScoredContacts:
     warnings: tuple[str, ...]
 
 
-def prepare_scoring(request: ScoreRequest) -> PreparedScoring:
+def prepare_scoring(request: ScoreRequest, scratch: Path | None = None) -> PreparedScoring:
     """Load and check rules, events and contacts; nothing is computed yet.
 
-    Rules are loaded first so a bad rules file fails before any data is read.
+    Rules are loaded first so a bad rules file fails before any data is read. ``scratch``: a
+    folder for the exports sorted by contact (``load_events_sorted``), for a scoring of every
+    contact; without it the exports are read as they are (one contact's ``explain`` reads
+    only its rows).
     """
     rules_file = load_rules(request.rules_path)
     warnings = list(rules_file.warnings)
-    loaded = load_events(request.events, request.ingest)
+    if scratch is not None:
+        loaded = load_events_sorted(request.events, scratch, request.ingest)
+    else:
+        loaded = load_events(request.events, request.ingest)
     warnings += loaded.warnings
     events = loaded.events
     check_columns(rules_file, events.collect_schema())
@@ -548,16 +554,17 @@ def run_score(
     folder, paths in the provenance relative to it; ``carry_in``: see ``compute_scores``.
     """
     output_format(output)  # a bad output name fails before any work
-    prepared = prepare_scoring(request)
-    # Hashing the inputs for the provenance reads them once more: it overlaps the scoring.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(provenance, prepared, root)
-        scored = compute_scores(prepared, carry_in)
-        made_from = hashing.result()
-        # The summary needs only the table: it is made while the file is written.
-        summarising = pool.submit(summarise, scored, prepared, output)
-        write_scores(scored.table, output, made_from, record_in)
-    return summarising.result()
+    with scratch_folder(output) as scratch:
+        prepared = prepare_scoring(request, scratch)
+        # Hashing the inputs for the provenance reads them once more: it overlaps the scoring.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(provenance, prepared, root)
+            scored = compute_scores(prepared, carry_in)
+            made_from = hashing.result()
+            # The summary needs only the table: it is made while the file is written.
+            summarising = pool.submit(summarise, scored, prepared, output)
+            write_scores(scored.table, output, made_from, record_in)
+        return summarising.result()
 
 
 def score_distribution(prepared: PreparedScoring) -> ThresholdSuggestion:

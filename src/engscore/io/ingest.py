@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -520,6 +520,44 @@ def load_exports(
         contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
         warnings=notes,
         spill=spill,
+    )
+
+
+def sorted_exports(
+    inputs: list[str], scratch: Path, options: IngestOptions | None = None
+) -> LoadedEvents:
+    """The exports as ``engscore ingest`` writes them, in a file in ``scratch``: validated,
+    de-duplicated, sorted by contact and numbered, which the scoring reads fastest.
+
+    The raw inputs are read once (the validation pass writes the valid rows out by contact
+    range); what was read (files, rejects, warnings) is reported as for ``load_exports``, with
+    the same errors. One ``engscore ingest`` output is taken as it is. The caller removes
+    ``scratch``.
+    """
+    options = options or IngestOptions()
+    check_options(options)
+    if options.mapping is None and options.preset.lower() in ("auto", "generic"):
+        ingested = _ingested_events(resolve_inputs(inputs))
+        if ingested is not None and ingested.presorted:
+            return ingested
+    spill = _Spill(scratch, "valid.arrow")
+    try:
+        loaded = load_exports(inputs, options, spill)
+        output = scratch / "events.parquet"
+        try:
+            _write_bucketed(loaded, output, lambda done, total: None)
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(f"cannot score: {first_line(exc)}") from exc
+    finally:
+        spill.remove()
+    written = _ingested_events(resolve_inputs([str(output)]))
+    assert written is not None and written.presorted
+    return replace(
+        written,
+        files=loaded.files,
+        rows_rejected=loaded.rows_rejected,
+        reject_reasons=loaded.reject_reasons,
+        warnings=loaded.warnings,
     )
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,26 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+@contextmanager
+def scratch_folder(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target`` (same disk, where the user has room for the
+    output), removed with what is in it on the way out, error or not; a parent folder made
+    for it goes too when nothing was written there."""
+    parent = Path(target).parent
+    made = not parent.exists()
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".engscore-", dir=parent))
+    except OSError as exc:
+        raise DataError(f"{parent}: cannot create a temporary folder: {exc.strerror}") from exc
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if made and not any(parent.iterdir()):
+            parent.rmdir()
 
 
 def write_frame(
