@@ -355,6 +355,17 @@ class Rules(StrictModel):
         return list(dict.fromkeys(seen)) or [DEFAULT_GROUP]
 
     @property
+    def columns_read(self) -> set[str]:
+        """The event columns the rules read besides the canonical ones' fixed uses: the
+        point rules' ``unique_by`` and ``where`` columns and RFM's amount and order id."""
+        read = {self.rfm.amount_column}
+        if self.rfm.order_id_column is not None:
+            read.add(self.rfm.order_id_column)
+        for rule in self.points:
+            read |= rule.columns_read
+        return read
+
+    @property
     def half_life_days(self) -> float | None:
         """The decay half-life in days, or None without decay."""
         return self.decay.half_life.days if self.decay is not None else None

@@ -80,6 +80,8 @@ class PreparedScoring:
     keyed: pl.LazyFrame | None = None
     #: The file of ``contact_id`` -> number, when kept apart from the events (a store's).
     contact_numbers: Path | None = None
+    #: The table of number -> ``contact_id``, when made in memory (``io.collected``).
+    contact_names: pl.DataFrame | None = None
     #: The events are sorted by contact, then time (one ``engscore ingest`` output).
     presorted: bool = False
 
@@ -108,13 +110,19 @@ def prepare_scoring(request: ScoreRequest, scratch: Path | None = None) -> Prepa
     """
     rules_file = load_rules(request.rules_path)
     warnings = list(rules_file.warnings)
+
+    def check(schema: pl.Schema) -> None:
+        check_columns(rules_file, schema)
+
     if scratch is not None:
-        loaded = load_events_sorted(request.events, scratch, request.ingest)
+        loaded = load_events_sorted(
+            request.events, scratch, request.ingest, rules_file.rules.columns_read, check
+        )
     else:
         loaded = load_events(request.events, request.ingest)
+        check(loaded.events.collect_schema())
     warnings += loaded.warnings
     events = loaded.events
-    check_columns(rules_file, events.collect_schema())
     contacts = None
     if request.contacts_path is not None:
         contacts = load_contacts(request.contacts_path)
@@ -139,6 +147,7 @@ def prepare_scoring(request: ScoreRequest, scratch: Path | None = None) -> Prepa
         warnings=tuple(warnings),
         keyed=loaded.keyed,
         contact_numbers=loaded.contact_numbers,
+        contact_names=loaded.contact_names,
         presorted=loaded.presorted,
     )
 
@@ -417,7 +426,8 @@ def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None
             # read from the events in the scoring passes.
             numbers = prepared.contact_numbers
             naming = pool.submit(_store_ids, numbers) if numbered is not None and numbers else None
-            from_events = numbered is not None and naming is None
+            id_table = prepared.contact_names if numbered is not None else None
+            from_events = numbered is not None and naming is None and id_table is None
             file_column = CONTACT if numbered is None else CONTACT_KEY
             scores, ids = _bucketed(
                 prepared, events, file_column, rules, as_of, buckets, buying, from_events, carried
@@ -428,6 +438,8 @@ def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None
             predicted = predicting.result()
             if naming is not None:
                 ids = naming.result()
+            elif id_table is not None:
+                ids = id_table
         names = list(predicted.column_names)
         if predicted.frame is None:
             scores = scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)

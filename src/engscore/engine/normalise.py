@@ -11,7 +11,7 @@ import polars as pl
 
 from engscore import timestamps
 from engscore.presets.base import parse_bool
-from engscore.schema import BOUNCE_TYPES, CANONICAL_SCHEMA
+from engscore.schema import BOUNCE_TYPES, CANONICAL_SCHEMA, CONTACT
 
 #: Bookkeeping columns, never written out.
 INTERNAL_COLUMNS = ("_file", "_line", "_ord", "_reject", "_naive", "_heuristic", "_raw_timestamp")
@@ -19,8 +19,26 @@ INTERNAL_COLUMNS = ("_file", "_line", "_ord", "_reject", "_naive", "_heuristic",
 #: Apple Mail Privacy Protection fetches images through a proxy that sends this bare user agent.
 APPLE_PROXY_USER_AGENT = "Mozilla/5.0"
 
+#: Why a row is rejected (``canonicalise``'s ``_reject``).
+MISSING_CONTACT = "missing contact_id"
+MISSING_EVENT_TYPE = "missing event_type"
+MISSING_TIMESTAMP = "missing timestamp"
+UNPARSEABLE_TIMESTAMP = "unparseable timestamp"
+BAD_AMOUNT = "amount is not a number"
+REJECT_REASONS = (
+    MISSING_CONTACT,
+    MISSING_EVENT_TYPE,
+    MISSING_TIMESTAMP,
+    UNPARSEABLE_TIMESTAMP,
+    BAD_AMOUNT,
+)
+
+#: Seeds of the duplicate keys' hashes (fixed: the same input keeps the same rows).
+_ID_SEED = 0x656E6773
+_ROW_SEED = 0x636F7265
+
 #: Room for the line number inside the per-row order key ``file_index << 40 | line``.
-_LINE_BITS = 40
+LINE_BITS = 40
 
 
 def _clean_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -73,15 +91,15 @@ def canonicalise(
         bad_amount = raw_amount.is_not_null() & amount.is_null()
     reject = (
         pl.when(contact.is_null())
-        .then(pl.lit("missing contact_id"))
+        .then(pl.lit(MISSING_CONTACT))
         .when(event.is_null())
-        .then(pl.lit("missing event_type"))
+        .then(pl.lit(MISSING_EVENT_TYPE))
         .when(missing_ts)
-        .then(pl.lit("missing timestamp"))
+        .then(pl.lit(MISSING_TIMESTAMP))
         .when(parsed_ts.is_null())
-        .then(pl.lit("unparseable timestamp"))
+        .then(pl.lit(UNPARSEABLE_TIMESTAMP))
         .when(bad_amount)
-        .then(pl.lit("amount is not a number"))
+        .then(pl.lit(BAD_AMOUNT))
     )
     if "is_machine" not in schema:
         machine = pl.lit(False)
@@ -109,7 +127,7 @@ def canonicalise(
         *extras,
         pl.lit(file_index, dtype=pl.Int32).alias("_file"),
         pl.col("_line").cast(pl.Int64),
-        (pl.lit(file_index << _LINE_BITS, dtype=pl.Int64) + pl.col("_line").cast(pl.Int64)).alias(
+        (pl.lit(file_index << LINE_BITS, dtype=pl.Int64) + pl.col("_line").cast(pl.Int64)).alias(
             "_ord"
         ),
         reject.alias("_reject"),
@@ -173,3 +191,28 @@ def finalise(events: pl.LazyFrame, sort: bool = True) -> pl.LazyFrame:
     if sort:
         events = events.sort(["contact_id", "timestamp", "event_type", "_ord"])
     return events.select(columns)
+
+
+def duplicate_key(columns: list[str]) -> pl.Expr:
+    """A 64-bit key of what makes two rows of one contact duplicates (``drop_duplicates``):
+    the event id where there is one, else every column of ``columns`` (canonical values).
+
+    The key replaces the id and the row's text in memory; two different events of one
+    contact share a key with a probability of 2**-64 per pair.
+    """
+    others = [name for name in columns if name not in (CONTACT, "event_id")]
+    row = pl.struct(others).hash(seed=_ROW_SEED) if others else pl.lit(0, dtype=pl.UInt64)
+    return (
+        pl.when(pl.col("event_id").is_not_null())
+        .then(pl.col("event_id").hash(seed=_ID_SEED))
+        .otherwise(row)
+    )
+
+
+def drop_keyed_duplicates(
+    events: pl.LazyFrame, contact: str, has_id: str, key: str
+) -> pl.LazyFrame:
+    """``drop_duplicates`` on rows that carry ``duplicate_key`` (``key``) and whether they
+    have an event id (``has_id``) instead of the id and row text: the first row in frame
+    order (input order) of each (contact, has_id, key) stays."""
+    return events.unique(subset=[contact, has_id, key], keep="first", maintain_order=True)

@@ -3,10 +3,20 @@ output among them). What every command that reads events calls."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
+
 from engscore.config import IngestOptions
-from engscore.io.ingest import LoadedEvents, check_options, load_exports, sorted_exports
+from engscore.io.collected import collect_exports, fits_in_memory
+from engscore.io.ingest import (
+    LoadedEvents,
+    check_options,
+    ingested_output,
+    load_exports,
+    sorted_exports,
+)
 from engscore.io.store import EventStore, is_store, store_events
 
 
@@ -21,12 +31,24 @@ def load_events(inputs: list[str], options: IngestOptions | None = None) -> Load
 
 
 def load_events_sorted(
-    inputs: list[str], scratch: Path, options: IngestOptions | None = None
+    inputs: list[str],
+    scratch: Path,
+    options: IngestOptions | None = None,
+    columns: set[str] | None = None,
+    check: Callable[[pl.Schema], None] | None = None,
 ) -> LoadedEvents:
-    """``load_events`` for a whole scoring: a store as it is, exports sorted by contact into
-    ``scratch`` first (``sorted_exports``), so that the scoring reads them once."""
+    """``load_events`` for a whole scoring: a store or an ``engscore ingest`` output as it
+    is; other exports read once into memory (``collect_exports``: ``columns`` and ``check``
+    are its), or, when too large for that, sorted by contact into ``scratch`` first
+    (``sorted_exports``), so that the scoring reads them once."""
     options = options or IngestOptions()
     check_options(options)
     if len(inputs) == 1 and is_store(Path(inputs[0])):
         return store_events(EventStore(Path(inputs[0])))
-    return sorted_exports(inputs, scratch, options)
+    ingested = ingested_output(inputs, options)
+    if ingested is None and fits_in_memory(inputs):
+        return collect_exports(inputs, options, columns, check)
+    loaded = ingested or sorted_exports(inputs, scratch, options)
+    if check is not None:
+        check(loaded.events.collect_schema())
+    return loaded

@@ -109,6 +109,9 @@ class LoadedEvents:
     presorted: bool = False
     #: The file of ``contact_id`` -> ``CONTACT_KEY``, when kept apart from the events (a store's).
     contact_numbers: Path | None = None
+    #: ``CONTACT_KEY`` (as ``contact_id``) -> ``_contact_text``, when made in memory
+    #: (``io.collected``).
+    contact_names: pl.DataFrame | None = None
 
     @property
     def events(self) -> pl.LazyFrame:
@@ -523,6 +526,16 @@ def load_exports(
     )
 
 
+def ingested_output(inputs: list[str], options: IngestOptions) -> LoadedEvents | None:
+    """The events of one ``engscore ingest`` output still sorted by contact, taken as they
+    are (the scoring's fastest input), or None."""
+    if options.mapping is None and options.preset.lower() in ("auto", "generic"):
+        ingested = _ingested_events(resolve_inputs(inputs))
+        if ingested is not None and ingested.presorted:
+            return ingested
+    return None
+
+
 def sorted_exports(
     inputs: list[str], scratch: Path, options: IngestOptions | None = None
 ) -> LoadedEvents:
@@ -536,10 +549,9 @@ def sorted_exports(
     """
     options = options or IngestOptions()
     check_options(options)
-    if options.mapping is None and options.preset.lower() in ("auto", "generic"):
-        ingested = _ingested_events(resolve_inputs(inputs))
-        if ingested is not None and ingested.presorted:
-            return ingested
+    ingested = ingested_output(inputs, options)
+    if ingested is not None:
+        return ingested
     spill = _Spill(scratch, "valid.arrow")
     try:
         loaded = load_exports(inputs, options, spill)
