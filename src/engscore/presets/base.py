@@ -11,6 +11,7 @@ in a fixed zone converts them itself. Every other column passes through unchange
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,13 +139,24 @@ def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.filter(~skipped).drop("_raw_event")
 
 
+_SEPARATORS = r"[\s\-_.]+"
+
+
+def event_key(name: str) -> str:
+    """An event name as ``map_events`` matches it: lower-cased, without spaces, ``-``, ``_``
+    or ``.``."""
+    return re.sub(_SEPARATORS, "", name.strip().lower())
+
+
 def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
     """Map raw event names (case-insensitive) to canonical ones.
 
     Names mapped to ``None`` become null (the mapper then drops those rows: "skipped"); names
-    not in the map are kept under their own lower-cased, underscore-joined name.
+    not in the map are kept under their own lower-cased, underscore-joined name. Names match
+    whatever their case and separators: ``Rendering Failure``, ``RenderingFailure`` and
+    ``rendering_failure`` are one name (providers spell one event several ways).
     """
-    keys = [k.lower() for k in mapping]
+    keys = [event_key(k) for k in mapping]
     values = list(mapping.values())
 
     def translate(batch: pl.Series) -> pl.Series:
@@ -153,8 +165,9 @@ def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
         distinct = names.drop_nulls().unique()
         lowered = distinct.str.strip_chars().str.to_lowercase()
         custom = lowered.str.replace_all(r"[\s\-]+", "_")
-        known = lowered.replace_strict(keys, values, default=None, return_dtype=pl.String)
-        mapped = pl.select(pl.when(lowered.is_in(keys)).then(known).otherwise(custom)).to_series()
+        bare = lowered.str.replace_all(_SEPARATORS, "")
+        known = bare.replace_strict(keys, values, default=None, return_dtype=pl.String)
+        mapped = pl.select(pl.when(bare.is_in(keys)).then(known).otherwise(custom)).to_series()
         return names.replace_strict(distinct, mapped, default=None, return_dtype=pl.String)
 
     # `replace_strict` is not streamed by Polars (it held 1.8 GB for 20M rows); applied batch by
