@@ -156,8 +156,9 @@ def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
     whatever their case and separators: ``Rendering Failure``, ``RenderingFailure`` and
     ``rendering_failure`` are one name (providers spell one event several ways).
     """
-    keys = [event_key(k) for k in mapping]
-    values = list(mapping.values())
+    # Spellings of one name ("hard_bounce", "hardBounce") are one key.
+    lookup = {event_key(k): v for k, v in mapping.items()}
+    keys, values = list(lookup), list(lookup.values())
 
     def translate(batch: pl.Series) -> pl.Series:
         # An export has a handful of distinct event names: clean those, then look each row up.
