@@ -130,6 +130,18 @@ def present_only(**columns: pl.Expr | None) -> dict[str, pl.Expr]:
     return {name: expr for name, expr in columns.items() if expr is not None}
 
 
+#: The event type a preset gives events its provider documents as account-level (no recipient
+#: by design: SendGrid ``account_status_change``, Mailgun ``list_uploaded``). Ingest skips and
+#: counts them instead of rejecting them for their missing contact. A custom name can never
+#: take this value: ``map_events`` turns dashes into ``_``.
+ACCOUNT_LEVEL = "account-level"
+
+
+def account_level(event: pl.Expr, when: pl.Expr) -> pl.Expr:
+    """``event``, or :data:`ACCOUNT_LEVEL` on the rows where ``when`` holds."""
+    return pl.when(when.fill_null(False)).then(pl.lit(ACCOUNT_LEVEL)).otherwise(event)
+
+
 def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Drop rows whose event the preset skips: mapped to null while the raw name was present.
 
