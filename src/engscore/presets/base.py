@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from engscore.errors import DataError
+from engscore.schema import CANONICAL_EVENT_TYPES
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,22 @@ ACCOUNT_LEVEL = "account-level"
 def account_level(event: pl.Expr, when: pl.Expr) -> pl.Expr:
     """``event``, or :data:`ACCOUNT_LEVEL` on the rows where ``when`` holds."""
     return pl.when(when.fill_null(False)).then(pl.lit(ACCOUNT_LEVEL)).otherwise(event)
+
+
+def describe_event_map(mapping: Mapping[str, str | None]) -> str:
+    """``name→type`` for each documented name, ``(skipped)`` / ``(account-level)`` for the
+    others, and ``(kept)`` for names kept under their own name; one name per line."""
+    lines = []
+    for name, target in mapping.items():
+        if target is None:
+            lines.append(f"{name} (skipped)")
+        elif target == ACCOUNT_LEVEL:
+            lines.append(f"{name} (account-level, skipped)")
+        elif target == name.lower():
+            lines.append(f"{name}" if target in CANONICAL_EVENT_TYPES else f"{name} (kept)")
+        else:
+            lines.append(f"{name}→{target}")
+    return "\n".join(lines)
 
 
 def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
