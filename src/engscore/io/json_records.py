@@ -214,8 +214,9 @@ def _line_records(path: Path, compressed: bool) -> Iterator[dict[str, Any]]:
     try:
         with _open_text(path, compressed) as handle:
             for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield from _records(_values(line, path, number), path)
+                text = line.strip()
+                if text:
+                    yield from _records(_values(text, path, number), path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: invalid JSON: not UTF-8 text ({exc.reason})") from exc
 
