@@ -81,7 +81,7 @@ def test_nested_json_is_flattened(tmp_path: Path) -> None:
         ("text.json", b"hello", "text.json: not JSON"),
         ("plain.csv.gz", b"a,b\n", "plain.csv.gz: named .gz but is not gzip-compressed"),
         ("zipped.csv", gzip.compress(b"a,b\n"), "zipped.csv: file is gzip-compressed"),
-        ("bad.json", b"[{]", "bad.json: invalid JSON"),
+        ("bad.json", b"[{]", "bad.json:1: invalid JSON"),
         ("scalar.json", b"[1, 2]", "scalar.json: expected a JSON array of objects"),
         ("latin.csv", "email\nrené@x.com\n".encode("latin-1"), "latin.csv:2: not UTF-8 text"),
     ],

@@ -91,6 +91,7 @@ def render_summary(summary: IngestSummary) -> None:
     rows = [
         ("rows read", human_int(summary.rows_read)),
         ("rows rejected", human_int(summary.rows_rejected)),
+        ("account-level events skipped", human_int(summary.rows_skipped)),
         ("duplicates dropped", human_int(summary.duplicates_dropped)),
         ("rows kept", human_int(summary.rows_kept)),
         ("machine opens flagged", human_int(summary.machine_opens)),
@@ -99,12 +100,15 @@ def render_summary(summary: IngestSummary) -> None:
     ]
     reasons = [(f"  {reason}", human_int(n)) for reason, n in summary.reject_reasons.items()]
     rows[2:2] = reasons
+    if not summary.rows_skipped:
+        rows = [row for row in rows if row[0] != "account-level events skipped"]
     out.table(
         f"Ingested into {summary.output}",
         rows,
         output=str(summary.output),
         rows_read=summary.rows_read,
         rows_rejected=summary.rows_rejected,
+        rows_skipped=summary.rows_skipped,
         duplicates_dropped=summary.duplicates_dropped,
         rows_kept=summary.rows_kept,
         machine_opens=summary.machine_opens,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import polars as pl
 
 from engscore import timestamps
-from engscore.presets.base import parse_bool
+from engscore.presets.base import ACCOUNT_LEVEL, parse_bool
 from engscore.schema import BOUNCE_TYPES, CANONICAL_SCHEMA, CONTACT
 
 #: Bookkeeping columns, never written out.
 INTERNAL_COLUMNS = ("_file", "_line", "_ord", "_reject", "_naive", "_heuristic", "_raw_timestamp")
+
+#: The ``_reject`` value of an account-level event: skipped and counted, not rejected.
+SKIPPED_ACCOUNT_LEVEL = "account-level event"
 
 #: Apple Mail Privacy Protection fetches images through a proxy that sends this bare user agent.
 APPLE_PROXY_USER_AGENT = "Mozilla/5.0"
@@ -25,7 +28,9 @@ MISSING_EVENT_TYPE = "missing event_type"
 MISSING_TIMESTAMP = "missing timestamp"
 UNPARSEABLE_TIMESTAMP = "unparseable timestamp"
 BAD_AMOUNT = "amount is not a number"
+#: Every value ``_reject`` takes (account-level events: skipped, not rejected).
 REJECT_REASONS = (
+    SKIPPED_ACCOUNT_LEVEL,
     MISSING_CONTACT,
     MISSING_EVENT_TYPE,
     MISSING_TIMESTAMP,
@@ -61,8 +66,10 @@ def canonicalise(
     """Type the canonical columns of one mapped file and give each row a reject reason or null.
 
     ``mapped`` carries a ``_line`` column (the source line or record number) added before mapping.
-    Every expression reads the mapped (raw) columns: they are evaluated in one context. Typed
-    input (Parquet) skips the text clean-up that CSV needs.
+    Events the preset marked account-level get the reason ``SKIPPED_ACCOUNT_LEVEL``: ingest
+    counts them as skipped, never as rejected. Every expression reads the mapped (raw)
+    columns: they are evaluated in one context. Typed input (Parquet) skips the text clean-up
+    that CSV needs.
     """
     schema = mapped.collect_schema()
     ts_type = schema["timestamp"]
@@ -90,7 +97,9 @@ def canonicalise(
         amount = raw_amount.cast(pl.Float64, strict=False)
         bad_amount = raw_amount.is_not_null() & amount.is_null()
     reject = (
-        pl.when(contact.is_null())
+        pl.when(event == ACCOUNT_LEVEL)
+        .then(pl.lit(SKIPPED_ACCOUNT_LEVEL))
+        .when(contact.is_null())
         .then(pl.lit(MISSING_CONTACT))
         .when(event.is_null())
         .then(pl.lit(MISSING_EVENT_TYPE))

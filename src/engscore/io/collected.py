@@ -25,6 +25,7 @@ from engscore.engine.normalise import (
     INTERNAL_COLUMNS,
     LINE_BITS,
     REJECT_REASONS,
+    SKIPPED_ACCOUNT_LEVEL,
     drop_keyed_duplicates,
     duplicate_key,
     flag_machine_opens,
@@ -125,15 +126,18 @@ def _events_schema(sources: list[_Source]) -> pl.Schema:
 def _validation(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per-file counts (rows, rejected, naive and aware valid timestamps) and reject reasons,
     in the shapes ``ingest._validate`` gives."""
-    rejected = pl.col("_reject").is_not_null()
+    skipped = pl.col("_reject") == SKIPPED_ACCOUNT_LEVEL
+    rejected = pl.col("_reject").is_not_null() & ~skipped
+    valid = pl.col("_reject").is_null()
     counts = (
         frame.lazy()
         .group_by((pl.col("_ord") // (1 << LINE_BITS)).cast(pl.Int32).alias("_file"))
         .agg(
             rows=pl.len(),
             rejected=rejected.sum(),
-            naive=(pl.col("_naive") & ~rejected).sum(),
-            aware=(~pl.col("_naive") & ~rejected).sum(),
+            skipped=skipped.sum(),
+            naive=(pl.col("_naive") & valid).sum(),
+            aware=(~pl.col("_naive") & valid).sum(),
         )
         .sort("_file")
     )
@@ -146,8 +150,9 @@ def _first_rejects(sources: list[_Source], count: int) -> pl.DataFrame:
     """The first rejected rows with their raw timestamps: read again, only when there are
     rejects to show."""
     canonical = pl.concat([source.events for source in sources], how="diagonal_relaxed")
+    rejected = pl.col("_reject").is_not_null() & (pl.col("_reject") != SKIPPED_ACCOUNT_LEVEL)
     return (
-        canonical.filter(pl.col("_reject").is_not_null())
+        canonical.filter(rejected)
         .select("_file", "_line", "_reject", "_raw_timestamp", "_ord")
         .head(count)
         .collect(engine="streaming")
@@ -203,7 +208,7 @@ def collect_exports(
     compact = _Compact(frame, categories.to_series())
     number_of_code, names = _contact_numbers(compact)
     del compact
-    if rejected:
+    if rejected or any(r.rows_skipped for r in reports):
         frame = frame.filter(pl.col("_reject").is_null())
     frame = frame.with_columns(
         number_of_code.gather(frame[CONTACT].to_physical()).alias(CONTACT_KEY)

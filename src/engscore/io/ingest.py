@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from engscore import timestamps
 from engscore.config import IngestOptions
 from engscore.engine.normalise import (
+    SKIPPED_ACCOUNT_LEVEL,
     canonicalise,
     drop_duplicates,
     finalise,
@@ -76,6 +77,8 @@ class FileReport:
     detected: bool
     rows_read: int
     rows_rejected: int
+    #: Account-level events (no recipient by design): skipped, not rejected.
+    rows_skipped: int = 0
 
 
 @dataclass
@@ -98,6 +101,11 @@ class LoadedEvents:
     def rows_read(self) -> int:
         """Rows read over all files (after a preset's explode, before rejects)."""
         return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_skipped(self) -> int:
+        """Account-level events skipped over all files (read, neither kept nor rejected)."""
+        return sum(f.rows_skipped for f in self.files)
 
     #: True when ``valid`` is already prepared (one events file written by ``engscore ingest``).
     prepared: bool = False
@@ -212,6 +220,8 @@ class IngestSummary:
     last_event: datetime | None
     rejects_file: Path | None
     warnings: list[str] = field(default_factory=list)
+    #: Account-level events skipped (read, neither kept nor rejected).
+    rows_skipped: int = 0
 
 
 def _choose_preset(
@@ -412,15 +422,18 @@ def _validate(
     reasons: list[pl.DataFrame] = []
     shown: list[pl.DataFrame] = []
     samples: list[pl.DataFrame] = []
-    rejected = pl.col("_reject").is_not_null()
+    skipped = pl.col("_reject") == SKIPPED_ACCOUNT_LEVEL
+    rejected = pl.col("_reject").is_not_null() & ~skipped
+    valid = pl.col("_reject").is_null()
     for source in sources:
         for batch in _canonical_batches(source):
             counts.append(
                 batch.group_by("_file").agg(
                     rows=pl.len(),
                     rejected=rejected.sum(),
-                    naive=(pl.col("_naive") & ~rejected).sum(),
-                    aware=(~pl.col("_naive") & ~rejected).sum(),
+                    skipped=skipped.sum(),
+                    naive=(pl.col("_naive") & valid).sum(),
+                    aware=(~pl.col("_naive") & valid).sum(),
                 )
             )
             rejects = batch.filter(rejected)
@@ -433,10 +446,10 @@ def _validate(
                 )
             )
             samples.append(
-                _detached(batch.filter(~rejected & (pl.col("_ord") % 64 == 0)).select(CONTACT))
+                _detached(batch.filter(valid & (pl.col("_ord") % 64 == 0)).select(CONTACT))
             )
             if spill is not None:
-                spill.write(batch.filter(~rejected))
+                spill.write(batch.filter(valid))
             if rejects_spill is not None and rejects.height:
                 rejects_spill.write(rejects)
     per_file = (
@@ -510,7 +523,9 @@ def load_exports(
     rejected_rows = (
         pl.scan_ipc(rejects_spill.path)
         if rejects_spill is not None and rejects_spill.path is not None
-        else combined.filter(pl.col("_reject").is_not_null())
+        else combined.filter(
+            pl.col("_reject").is_not_null() & (pl.col("_reject") != SKIPPED_ACCOUNT_LEVEL)
+        )
     )
     needs_heuristic = any(source.heuristic for source in sources)
     return LoadedEvents(
@@ -520,7 +535,10 @@ def load_exports(
         rows_rejected=rejected,
         reject_reasons=reason_map,
         machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
-        contact_bounds=_bucket_bounds(sampled["contact_id"], int(counts["rows"].sum()) - rejected),
+        contact_bounds=_bucket_bounds(
+            sampled["contact_id"],
+            int(counts["rows"].sum()) - rejected - sum(r.rows_skipped for r in reports),
+        ),
         warnings=notes,
         spill=spill,
     )
@@ -582,7 +600,11 @@ def _file_reports(
     notes = []
     for index, source in enumerate(sources):
         item, preset, detected = source.item, source.preset, source.detected
-        row = by_file.get(index, {"rows": 0, "rejected": 0, "naive": 0, "aware": 0})
+        row = by_file.get(index, {"rows": 0, "rejected": 0, "skipped": 0, "naive": 0, "aware": 0})
+        if row["skipped"]:
+            # Events without a recipient by design (account changes, list uploads).
+            n = row["skipped"]
+            notes.append(f"{item.path}: skipped: {n} account-level event{'s' if n != 1 else ''}")
         if row["rows"] == 0:
             # A header-only export is what a quiet day looks like; say so, do not fail cron.
             notes.append(f"{item.path}: file holds no events")
@@ -591,7 +613,11 @@ def _file_reports(
                 f"{item.path}: column 'timestamp' mixes {row['aware']} values with a UTC offset "
                 f"and {row['naive']} without; pass --timezone ZONE for the ones without"
             )
-        reports.append(FileReport(item.path, preset.name, detected, row["rows"], row["rejected"]))
+        reports.append(
+            FileReport(
+                item.path, preset.name, detected, row["rows"], row["rejected"], row["skipped"]
+            )
+        )
     return reports, notes
 
 
@@ -672,7 +698,7 @@ def ingest_to_file(
         rejects_spill.remove()
         spill.remove()  # last: it made the folders, if any were missing (it writes first)
     kept = stats.rows
-    valid = loaded.rows_read - loaded.rows_rejected
+    valid = loaded.rows_read - loaded.rows_rejected - loaded.rows_skipped
     return IngestSummary(
         files=loaded.files,
         output=output,
@@ -687,6 +713,7 @@ def ingest_to_file(
         last_event=stats.last,
         rejects_file=written_rejects,
         warnings=loaded.warnings,
+        rows_skipped=loaded.rows_skipped,
     )
 
 

@@ -1,7 +1,8 @@
 """Readers: resolve inputs (files, globs, folders) and scan each file into a LazyFrame.
 
-CSV/TSV, Parquet and JSON-lines are scanned lazily; JSON documents (an array, or an object
-wrapping one array of records, as API exports are) must be parsed whole. Any of them may be
+CSV/TSV and Parquet are scanned lazily; JSON and JSON-lines are read by
+:mod:`engscore.io.json_records` (any record shape, types settled over every record, SNS
+notifications unwrapped). Any of them may be
 gzip-compressed (``.gz``). CSV columns are read as strings so a stray value never breaks type
 inference half-way through a file; normalisation parses and reports them.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from engscore.errors import ConfigError, DataError
+from engscore.io.json_records import read_json_records
 
 FORMATS = ("csv", "tsv", "parquet", "json", "jsonl")
 _EXTENSIONS = {
@@ -153,27 +154,6 @@ def _csv_from_other_encoding(item: InputFile, separator: str, encoding: str) -> 
     return frame.lazy()
 
 
-def _records_from_json(item: InputFile) -> list[dict[str, Any]]:
-    opener: Any = gzip.open if item.compressed else open
-    try:
-        with opener(item.path, "rb") as handle:
-            document = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{item.path}: invalid JSON: {exc}") from exc
-    if isinstance(document, dict):
-        # API exports wrap their records: {"emails": [...], "total_items": 3}.
-        lists = [v for v in document.values() if isinstance(v, list)]
-        if len(lists) == 1:
-            document = lists[0]
-        else:
-            document = [document]
-    if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
-        raise DataError(f"{item.path}: expected a JSON array of objects")
-    if not document:
-        raise DataError(f"{item.path}: file holds no records")
-    return document
-
-
 def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
     """Scan one file into a LazyFrame with nested structs flattened to ``a.b`` columns."""
     head = _check_content(item)
@@ -187,11 +167,10 @@ def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
             frame = pl.scan_csv(path, separator=separator, infer_schema=False)
     elif item.format == "parquet":
         frame = pl.scan_parquet(path)
-    elif item.format == "jsonl":
-        check_utf8(item.path, head, "utf-8")
-        frame = pl.scan_ndjson(path, infer_schema_length=None)
     else:
-        frame = pl.DataFrame(_records_from_json(item), infer_schema_length=None).lazy()
+        check_utf8(item.path, head, "utf-8")
+        lines = item.format == "jsonl"
+        frame = read_json_records(item.path, item.compressed, lines).lazy()
     return flatten_structs(frame, item.path)
 
 

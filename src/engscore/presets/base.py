@@ -11,6 +11,7 @@ in a fixed zone converts them itself. Every other column passes through unchange
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from engscore.errors import DataError
+from engscore.schema import CANONICAL_EVENT_TYPES
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,34 @@ def present_only(**columns: pl.Expr | None) -> dict[str, pl.Expr]:
     return {name: expr for name, expr in columns.items() if expr is not None}
 
 
+#: The event type a preset gives events its provider documents as account-level (no recipient
+#: by design: SendGrid ``account_status_change``, Mailgun ``list_uploaded``). Ingest skips and
+#: counts them instead of rejecting them for their missing contact. A custom name can never
+#: take this value: ``map_events`` turns dashes into ``_``.
+ACCOUNT_LEVEL = "account-level"
+
+
+def account_level(event: pl.Expr, when: pl.Expr) -> pl.Expr:
+    """``event``, or :data:`ACCOUNT_LEVEL` on the rows where ``when`` holds."""
+    return pl.when(when.fill_null(False)).then(pl.lit(ACCOUNT_LEVEL)).otherwise(event)
+
+
+def describe_event_map(mapping: Mapping[str, str | None]) -> str:
+    """``name→type`` for each documented name, ``(skipped)`` / ``(account-level)`` for the
+    others, and ``(kept)`` for names kept under their own name; one name per line."""
+    lines = []
+    for name, target in mapping.items():
+        if target is None:
+            lines.append(f"{name} (skipped)")
+        elif target == ACCOUNT_LEVEL:
+            lines.append(f"{name} (account-level, skipped)")
+        elif target == name.lower():
+            lines.append(f"{name}" if target in CANONICAL_EVENT_TYPES else f"{name} (kept)")
+        else:
+            lines.append(f"{name}→{target}")
+    return "\n".join(lines)
+
+
 def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Drop rows whose event the preset skips: mapped to null while the raw name was present.
 
@@ -138,14 +168,26 @@ def drop_skipped(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.filter(~skipped).drop("_raw_event")
 
 
+_SEPARATORS = r"[\s\-_.]+"
+
+
+def event_key(name: str) -> str:
+    """An event name as ``map_events`` matches it: lower-cased, without spaces, ``-``, ``_``
+    or ``.``."""
+    return re.sub(_SEPARATORS, "", name.strip().lower())
+
+
 def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
     """Map raw event names (case-insensitive) to canonical ones.
 
     Names mapped to ``None`` become null (the mapper then drops those rows: "skipped"); names
-    not in the map are kept under their own lower-cased, underscore-joined name.
+    not in the map are kept under their own lower-cased, underscore-joined name. Names match
+    whatever their case and separators: ``Rendering Failure``, ``RenderingFailure`` and
+    ``rendering_failure`` are one name (providers spell one event several ways).
     """
-    keys = [k.lower() for k in mapping]
-    values = list(mapping.values())
+    # Spellings of one name ("hard_bounce", "hardBounce") are one key.
+    lookup = {event_key(k): v for k, v in mapping.items()}
+    keys, values = list(lookup), list(lookup.values())
 
     def translate(batch: pl.Series) -> pl.Series:
         # An export has a handful of distinct event names: clean those, then look each row up.
@@ -153,8 +195,9 @@ def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
         distinct = names.drop_nulls().unique()
         lowered = distinct.str.strip_chars().str.to_lowercase()
         custom = lowered.str.replace_all(r"[\s\-]+", "_")
-        known = lowered.replace_strict(keys, values, default=None, return_dtype=pl.String)
-        mapped = pl.select(pl.when(lowered.is_in(keys)).then(known).otherwise(custom)).to_series()
+        bare = lowered.str.replace_all(_SEPARATORS, "")
+        known = bare.replace_strict(keys, values, default=None, return_dtype=pl.String)
+        mapped = pl.select(pl.when(bare.is_in(keys)).then(known).otherwise(custom)).to_series()
         return names.replace_strict(distinct, mapped, default=None, return_dtype=pl.String)
 
     # `replace_strict` is not streamed by Polars (it held 1.8 GB for 20M rows); applied batch by

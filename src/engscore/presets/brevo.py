@@ -6,9 +6,22 @@ Fields (Brevo "Transactional webhooks" / "Marketing webhooks" docs): ``event``, 
 ``camp_id`` and ``URL`` (marketing), ``reason``. Brevo reports Apple Mail Privacy Protection
 opens as ``proxy_open`` / ``unique_proxy_open``.
 
+Every documented event name. Transactional webhooks
+(https://developers.brevo.com/docs/transactional-webhooks): ``request``/``sent``, ``delivered``,
+``opened``, ``unique_opened``, ``proxy_open``, ``unique_proxy_open``, ``click``,
+``hard_bounce``, ``soft_bounce``, ``invalid_email``, ``blocked``, ``spam``, ``deferred``,
+``unsubscribed``, ``error``. Marketing webhooks
+(https://developers.brevo.com/docs/marketing-webhooks): ``spam``, ``opened``, ``click``,
+``hard_bounced``, ``soft_bounced``, ``delivered``, ``unsubscribe``, ``proxy_open``,
+``contact_deleted``, ``contact_updated``, ``list_addition``, ``unique_coupon_sent``. The
+webhook-settings API spells them in camelCase (``hardBounce``, ``uniqueOpened``): the same
+names, since names match whatever their separators.
+
 Skipped: ``unique_opened`` and ``unique_proxy_open`` (Brevo sends them besides ``opened`` /
-``proxy_open`` for the first open: counting both would double it) and ``deferred``. Kept under
-their own name: ``blocked``, ``error``, ``list_addition``...
+``proxy_open`` for the first open: counting both would double it) and ``deferred``.
+``invalid_email`` (the address does not exist) is a hard bounce. Kept under their own name:
+``blocked`` (Brevo did not send: the address is on a blocklist), ``error``, ``list_addition``,
+``contact_updated``, ``contact_deleted``, ``unique_coupon_sent``.
 """
 
 from __future__ import annotations
@@ -36,21 +49,29 @@ EVENT_MAP: dict[str, str | None] = {
     "click": "click",
     "clicked": "click",
     "hard_bounce": "bounce",
-    "hardbounce": "bounce",
+    "hard_bounced": "bounce",  # marketing webhooks
     "soft_bounce": "bounce",
-    "softbounce": "bounce",
+    "soft_bounced": "bounce",  # marketing webhooks
     "invalid_email": "bounce",
+    "invalid": "bounce",
     "spam": "complaint",
     "complaint": "complaint",
     "unsubscribed": "unsubscribe",
     "unsubscribe": "unsubscribe",
+    "reply": "reply",
+    "blocked": "blocked",
+    "error": "error",
+    "list_addition": "list_addition",
+    "contact_updated": "contact_updated",
+    "contact_deleted": "contact_deleted",
+    "unique_coupon_sent": "unique_coupon_sent",
     # First-open duplicates of `opened`/`proxy_open`, and retries in progress: skipped.
     "unique_opened": None,
     "unique_proxy_open": None,
     "deferred": None,
 }
-_HARD = ("hard_bounce", "hardbounce", "invalid_email")
-_SOFT = ("soft_bounce", "softbounce")
+_HARD = ("hard_bounce", "hardbounce", "hard_bounced", "invalid_email", "invalid")
+_SOFT = ("soft_bounce", "softbounce", "soft_bounced")
 
 
 def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
@@ -74,7 +95,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         # Transactional webhooks call the clicked URL `link`, marketing webhooks `URL`.
         url=coalesce_present(schema, "link", "URL", dtype=pl.String()),
         bounce_type=bounce_by_value(pl.col("event"), _HARD, _SOFT),
-        is_machine=raw.is_in(["proxy_open", "unique_proxy_open"]),
+        is_machine=raw.str.replace_all(r"[\s_\-]", "").is_in(["proxyopen", "uniqueproxyopen"]),
     )
     return drop_skipped(mapped)
 

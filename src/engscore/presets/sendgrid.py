@@ -5,8 +5,14 @@ Fields (SendGrid "Event Webhook Reference"): ``email``, ``timestamp`` (epoch sec
 ``blocked`` on bounce events), ``sg_machine_open`` (Apple Mail Privacy Protection opens),
 ``marketing_campaign_id`` / ``singlesend_id`` (Marketing Campaigns).
 
-Skipped: ``deferred`` (a retry in progress). Kept under their own name: ``dropped`` (SendGrid
-never sent the message) and ``group_resubscribe``. Without an ``sg_machine_open`` column (older
+Every documented event name (Event Webhook Reference, "Delivery events", "Engagement events",
+"Account events"): ``processed``, ``dropped``, ``delivered``, ``deferred``, ``bounce`` (``type``
+``bounce`` or ``blocked``), ``open``, ``click``, ``spamreport``, ``unsubscribe``,
+``group_unsubscribe``, ``group_resubscribe``, ``account_status_change``.
+Skipped: ``deferred`` (a retry in progress); ``account_status_change`` is an account-level
+event (a compliance action on the account, no recipient): skipped and counted. Kept under their
+own name: ``dropped`` (SendGrid never sent the message) and ``group_resubscribe`` (it lifts an
+earlier unsubscribe in scoring). Without an ``sg_machine_open`` column (older
 exports), engscore's machine-open heuristic applies, using ``useragent``.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 import polars as pl
 
 from engscore.presets.base import (
+    ACCOUNT_LEVEL,
     MapContext,
     Preset,
     bounce_by_value,
@@ -36,8 +43,12 @@ EVENT_MAP: dict[str, str | None] = {
     "spamreport": "complaint",
     "unsubscribe": "unsubscribe",
     "group_unsubscribe": "unsubscribe",
+    "dropped": "dropped",
+    "group_resubscribe": "group_resubscribe",
     # A deferral is a retry in progress, not an outcome: skipped.
     "deferred": None,
+    # A compliance action on the account: no recipient by design.
+    "account_status_change": ACCOUNT_LEVEL,
 }
 
 

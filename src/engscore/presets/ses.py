@@ -1,13 +1,23 @@
-"""``ses``: Amazon SES event publishing records (one JSON object per line, e.g. from Firehose).
+"""``ses``: Amazon SES event records: event publishing (Firehose JSON-lines, SNS) and the older
+SNS notifications.
 
-Fields (SES "Contents of event data that Amazon SES publishes"): ``eventType`` (``Send``,
-``Delivery``, ``Open``, ``Click``, ``Bounce``, ``Complaint``, ``Reject``, ``DeliveryDelay``,
-``Subscription``, ``RenderingFailure``), ``mail.messageId``, ``mail.timestamp`` (when the mail was
-sent), ``mail.destination`` (a list of recipients), and one object per event type with the
-event's own time: ``delivery.timestamp``, ``open.timestamp``/``open.userAgent``,
-``click.timestamp``/``click.link``/``click.userAgent``, ``bounce.timestamp``/``bounce.bounceType``
-(``Permanent``, ``Transient``)/``bounce.bouncedRecipients[].emailAddress``,
+Fields (SES "Contents of event data that Amazon SES publishes to Amazon SNS" / "... to Firehose",
+https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html):
+``eventType`` — every documented value: ``Send``, ``Delivery``, ``Open``, ``Click``, ``Bounce``,
+``Complaint``, ``Reject``, ``Rendering Failure`` (with a space; ``RenderingFailure`` and
+``renderingFailure`` in other places of the docs are the same name), ``DeliveryDelay``,
+``Subscription``; without event publishing the field is ``notificationType`` (``Bounce``,
+``Complaint``, ``Delivery``) and is read the same way. ``mail.messageId``,
+``mail.timestamp`` (when the mail was sent), ``mail.destination`` (a list of recipients), and
+one object per event type with the event's own time: ``delivery.timestamp``,
+``open.timestamp``/``open.userAgent``, ``click.timestamp``/``click.link``/``click.userAgent``,
+``bounce.timestamp``/``bounce.bounceType`` (``Permanent``, ``Transient``, ``Undetermined``)/
+``bounce.bouncedRecipients[].emailAddress``,
 ``complaint.timestamp``/``complaint.complainedRecipients[].emailAddress``.
+
+Records delivered through Amazon SNS (each one an SNS envelope, ``"Type": "Notification"``,
+the SES record as a JSON string in ``Message``) are unwrapped by the JSON reader
+(:mod:`engscore.io.json_records`) before this preset or ``auto`` sees them.
 
 The event time is the event object's timestamp; ``mail.timestamp`` is used only for ``Send``,
 ``Reject`` and ``RenderingFailure``, which have none. A record becomes one event per recipient:
@@ -47,7 +57,7 @@ EVENT_MAP: dict[str, str | None] = {
     "subscription": "unsubscribe",
     # Delays are retries in progress and rendering failures are template errors: skipped.
     "deliverydelay": None,
-    "renderingfailure": None,
+    "rendering failure": None,
 }
 _EVENT_TIMES = (
     "delivery.timestamp",
@@ -69,8 +79,10 @@ def _addresses(schema: pl.Schema, column: str) -> pl.Expr:
 
 
 def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFrame:
-    require(schema, ("eventType", "mail.destination"), ctx, "ses")
-    kind = pl.col("eventType").cast(pl.String)
+    if "notificationType" not in schema:
+        require(schema, ("eventType",), ctx, "ses")
+    require(schema, ("mail.destination",), ctx, "ses")
+    kind = coalesce_present(schema, "eventType", "notificationType", dtype=pl.String())
     destination = pl.col("mail.destination")
     # A record trimmed of its recipient list still names the mail's recipients.
     recipients = (
@@ -96,7 +108,7 @@ def _map(frame: pl.LazyFrame, schema: pl.Schema, ctx: MapContext) -> pl.LazyFram
         user_agent=coalesce_present(schema, "open.userAgent", "click.userAgent"),
         bounce_type=bounce_by_value(
             col_or_null(schema, "bounce.bounceType"), ["Permanent"], ["Transient"]
-        ),
+        ),  # "Undetermined" gets no bounce type
     )
     return drop_skipped(mapped)
 
@@ -105,6 +117,7 @@ PRESET = Preset(
     name="ses",
     description="Amazon SES event publishing records (eventType, mail.*, open/click/bounce.*)",
     signature=("eventType", "mail.messageId", "mail.destination"),
+    alternatives=(("notificationType", "mail.messageId", "mail.destination"),),
     mapper=_map,
     priority=20,
     event_map=EVENT_MAP,
