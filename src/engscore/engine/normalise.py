@@ -42,6 +42,13 @@ REJECT_REASONS = (
 _ID_SEED = 0x656E6773
 _ROW_SEED = 0x636F7265
 
+#: The cleaned values ``canonicalise`` makes once and reads several times.
+_CLEAN_CONTACT = "_clean_contact"
+_CLEAN_EVENT = "_clean_event"
+_PARSED_TIMESTAMP = "_parsed_timestamp"
+_AMOUNT = "_amount"
+_BAD_AMOUNT = "_bad_amount"
+
 #: Room for the line number inside the per-row order key ``file_index << 40 | line``.
 LINE_BITS = 40
 
@@ -51,7 +58,22 @@ def _clean_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if not isinstance(dtype, pl.String):
         return expr.cast(pl.String)
     text = expr.str.strip_chars()
-    return pl.when(text.str.len_chars() > 0).then(text)
+    return pl.when(text.str.len_bytes() > 0).then(text)
+
+
+def _few_values(cleaned: pl.Expr, raw: pl.Expr) -> pl.Expr:
+    """``cleaned`` (an expression of ``raw`` alone) for a column of few distinct values (event
+    names): computed on each batch's distinct values, and the batch passed on as it is when
+    cleaning changes none of them (the usual case: presets map names to clean ones)."""
+
+    def clean(batch: pl.Series) -> pl.Series:
+        distinct = batch.unique()
+        done = distinct.to_frame(raw.meta.output_name()).select(cleaned.alias("clean"))
+        if done.get_column("clean").equals(distinct, check_names=False, null_equal=True):
+            return batch
+        return batch.replace_strict(distinct, done.get_column("clean"), return_dtype=pl.String)
+
+    return raw.map_batches(clean, return_dtype=pl.String, is_elementwise=True)
 
 
 def _optional_text(schema: pl.Schema, name: str) -> pl.Expr:
@@ -75,11 +97,11 @@ def canonicalise(
     ts_type = schema["timestamp"]
     contact = _clean_text(pl.col("contact_id"), schema["contact_id"])
     event = _clean_text(pl.col("event_type"), schema["event_type"]).str.to_lowercase()
+    if isinstance(schema["event_type"], pl.String):
+        event = _few_values(event, pl.col("event_type"))
     parsed_ts = timestamps.to_utc(pl.col("timestamp"), ts_type, timezone)
     if isinstance(ts_type, pl.String):
         raw_ts = pl.col("timestamp").str.strip_chars()
-        missing_ts = raw_ts.is_null() | (raw_ts == "")
-        naive = timestamps.is_naive_string(raw_ts)
     else:
         # Only text can be unparseable, so typed timestamps need no raw copy for reports.
         raw_ts = pl.lit(None, dtype=pl.String)
@@ -96,20 +118,6 @@ def canonicalise(
         raw_amount = _clean_text(pl.col("amount"), schema["amount"])
         amount = raw_amount.cast(pl.Float64, strict=False)
         bad_amount = raw_amount.is_not_null() & amount.is_null()
-    reject = (
-        pl.when(event == ACCOUNT_LEVEL)
-        .then(pl.lit(SKIPPED_ACCOUNT_LEVEL))
-        .when(contact.is_null())
-        .then(pl.lit(MISSING_CONTACT))
-        .when(event.is_null())
-        .then(pl.lit(MISSING_EVENT_TYPE))
-        .when(missing_ts)
-        .then(pl.lit(MISSING_TIMESTAMP))
-        .when(parsed_ts.is_null())
-        .then(pl.lit(UNPARSEABLE_TIMESTAMP))
-        .when(bad_amount)
-        .then(pl.lit(BAD_AMOUNT))
-    )
     if "is_machine" not in schema:
         machine = pl.lit(False)
     elif isinstance(schema["is_machine"], pl.Boolean):
@@ -124,13 +132,46 @@ def canonicalise(
         and name not in INTERNAL_COLUMNS
         and not isinstance(dtype, pl.List | pl.Struct | pl.Array | pl.Object)
     ]
+    # Two steps: the cleaned values are made once (Polars does not share the subexpressions
+    # of when/then chains) and the reject reason and outputs read them.
+    cleaned = mapped.with_columns(
+        contact.alias(_CLEAN_CONTACT),
+        event.alias(_CLEAN_EVENT),
+        parsed_ts.alias(_PARSED_TIMESTAMP),
+        raw_ts.alias("_raw_timestamp"),
+        amount.alias(_AMOUNT),
+        bad_amount.alias(_BAD_AMOUNT),
+    )
+    contact, event, parsed_ts = (
+        pl.col(_CLEAN_CONTACT),
+        pl.col(_CLEAN_EVENT),
+        pl.col(_PARSED_TIMESTAMP),
+    )
+    raw_ts = pl.col("_raw_timestamp")
+    if isinstance(ts_type, pl.String):
+        missing_ts = raw_ts.is_null() | (raw_ts == "")
+        naive = timestamps.is_naive_string(raw_ts)
+    reject = (
+        pl.when(event == ACCOUNT_LEVEL)
+        .then(pl.lit(SKIPPED_ACCOUNT_LEVEL))
+        .when(contact.is_null())
+        .then(pl.lit(MISSING_CONTACT))
+        .when(event.is_null())
+        .then(pl.lit(MISSING_EVENT_TYPE))
+        .when(missing_ts)
+        .then(pl.lit(MISSING_TIMESTAMP))
+        .when(parsed_ts.is_null())
+        .then(pl.lit(UNPARSEABLE_TIMESTAMP))
+        .when(pl.col(_BAD_AMOUNT))
+        .then(pl.lit(BAD_AMOUNT))
+    )
     is_email = contact.str.contains("@", literal=True)
-    return mapped.select(
+    return cleaned.select(
         pl.when(is_email).then(contact.str.to_lowercase()).otherwise(contact).alias("contact_id"),
         event.alias("event_type"),
         parsed_ts.alias("timestamp"),
         *(_optional_text(schema, name).alias(name) for name in ("event_id", "campaign_id", "url")),
-        amount.alias("amount"),
+        pl.col(_AMOUNT).alias("amount"),
         machine.alias("is_machine"),
         pl.when(bounce.is_in(BOUNCE_TYPES)).then(bounce).alias("bounce_type"),
         *extras,
@@ -142,7 +183,7 @@ def canonicalise(
         reject.alias("_reject"),
         naive.fill_null(False).alias("_naive"),
         pl.lit(heuristic_machine_opens).alias("_heuristic"),
-        raw_ts.alias("_raw_timestamp"),
+        raw_ts,
     )
 
 
@@ -218,10 +259,30 @@ def duplicate_key(columns: list[str]) -> pl.Expr:
     )
 
 
-def drop_keyed_duplicates(
-    events: pl.LazyFrame, contact: str, has_id: str, key: str
-) -> pl.LazyFrame:
+def keyed_duplicates(frame: pl.DataFrame, contact: str, has_id: str, key: str) -> pl.Series:
     """``drop_duplicates`` on rows that carry ``duplicate_key`` (``key``) and whether they
-    have an event id (``has_id``) instead of the id and row text: the first row in frame
-    order (input order) of each (contact, has_id, key) stays."""
-    return events.unique(subset=[contact, has_id, key], keep="first", maintain_order=True)
+    have an event id (``has_id``) instead of the id and row text: True for the rows to drop,
+    every row of each (contact, has_id, key) but the first in frame order (input order).
+
+    Duplicates are few: the keys that occur twice anywhere are found by one sort of the key
+    column (far cheaper than ``is_duplicated``'s grouping), and only their rows are compared
+    on the whole (contact, has_id, key).
+    """
+    keys = frame.get_column(key)
+    ordered = keys.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    if repeated.is_empty():
+        return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+    maybe = keys.is_in(repeated.unique().implode())
+    # Lazy: an eager select would first align the chunks of every column (the frame comes
+    # from a streaming collect in many chunks), briefly doubling its memory.
+    candidates = (
+        frame.lazy()
+        .select(contact, has_id, key)
+        .with_row_index("_row")
+        .filter(maybe)
+        .filter(~pl.struct(contact, has_id, key).is_first_distinct())
+        .collect()
+    )
+    dropped = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+    return dropped.scatter(candidates.get_column("_row"), True)

@@ -26,9 +26,9 @@ from engscore.engine.normalise import (
     LINE_BITS,
     REJECT_REASONS,
     SKIPPED_ACCOUNT_LEVEL,
-    drop_keyed_duplicates,
     duplicate_key,
     flag_machine_opens,
+    keyed_duplicates,
 )
 from engscore.io.ingest import (
     CONTACT_KEY,
@@ -208,16 +208,23 @@ def collect_exports(
     compact = _Compact(frame, categories.to_series())
     number_of_code, names = _contact_numbers(compact)
     del compact
-    if rejected or any(r.rows_skipped for r in reports):
-        frame = frame.filter(pl.col("_reject").is_null())
     frame = frame.with_columns(
         number_of_code.gather(frame[CONTACT].to_physical()).alias(CONTACT_KEY)
     )
+    if rejected or any(r.rows_skipped for r in reports):
+        # Rejected and skipped rows take no part in what follows (the heuristic's deliveries,
+        # the first of duplicates); they are few.
+        frame = frame.filter(pl.col("_reject").is_null())
     heuristic = any(source.heuristic for source in sources)
-    seconds = options.machine_open_seconds if heuristic else 0.0
-    # Collected here, once: every scoring pass reads the prepared frame.
-    events = _prepared(frame.lazy(), seconds).collect().lazy()
-    del frame
+    if heuristic and options.machine_open_seconds:
+        # Before de-duplication, as ``prepare_events``: a dropped copy of a delivery still
+        # dates it.
+        frame = flag_machine_opens(frame.lazy(), options.machine_open_seconds).collect()
+    # Rows are dropped lazily, in the scoring's passes over the frame: a filtered copy of
+    # the whole frame would double its memory for a moment.
+    keep = ~keyed_duplicates(frame, CONTACT, _HAS_ID, _DUPLICATE_KEY)
+    bookkeeping = {*INTERNAL_COLUMNS, _HAS_ID, _DUPLICATE_KEY}
+    events = frame.lazy().filter(keep).select(c for c in frame.columns if c not in bookkeeping)
     return LoadedEvents(
         valid=events.with_columns(pl.col(CONTACT).cast(pl.String)).drop(CONTACT_KEY),
         keyed=events,
@@ -230,12 +237,3 @@ def collect_exports(
         warnings=notes,
         prepared=True,
     )
-
-
-def _prepared(frame: pl.LazyFrame, machine_open_seconds: float) -> pl.LazyFrame:
-    """Machine opens flagged, duplicates dropped, bookkeeping columns gone (lazy, on the
-    frame in memory)."""
-    flagged = flag_machine_opens(frame, machine_open_seconds) if machine_open_seconds else frame
-    kept = drop_keyed_duplicates(flagged, CONTACT, _HAS_ID, _DUPLICATE_KEY)
-    bookkeeping = {*INTERNAL_COLUMNS, _HAS_ID, _DUPLICATE_KEY}
-    return kept.select([c for c in kept.collect_schema().names() if c not in bookkeeping])

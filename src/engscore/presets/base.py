@@ -198,6 +198,9 @@ def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
         bare = lowered.str.replace_all(_SEPARATORS, "")
         known = bare.replace_strict(keys, values, default=None, return_dtype=pl.String)
         mapped = pl.select(pl.when(bare.is_in(keys)).then(known).otherwise(custom)).to_series()
+        if mapped.equals(distinct, check_names=False):
+            # Names already canonical (a canonical export): nothing to replace, row by row.
+            return names
         return names.replace_strict(distinct, mapped, default=None, return_dtype=pl.String)
 
     # `replace_strict` is not streamed by Polars (it held 1.8 GB for 20M rows); applied batch by
