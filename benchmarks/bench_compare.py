@@ -115,17 +115,19 @@ def from_raw(events: int, repeat: int) -> None:
     engscore = [sys.executable, "-m", "engscore"]
     with tempfile.TemporaryDirectory() as work:
         out = Path(work)
-        print(f"score {export.name} ({rows:,} rows)", flush=True)
-        results = _rounds(
-            {
-                "engscore": [*engscore, "score", str(export), "--as-of", AS_OF,
-                             "-o", str(out / "engscore.parquet"), "-q"],
-                "duckdb": contender("compare_duckdb", export, out / "duckdb.parquet", raw=True),
-            },
-            repeat,
-        )  # fmt: skip
-        print(agree(out / "engscore.parquet", out / "duckdb.parquet", "duckdb"))
-        table.append((f"score {export.name}", results["engscore"], results["duckdb"]))
+        for source in (export, folder / "export.csv"):
+            print(f"score {source.name} ({rows:,} rows)", flush=True)
+            results = _rounds(
+                {
+                    "engscore": [*engscore, "score", str(source), "--as-of", AS_OF,
+                                 "-o", str(out / "engscore.parquet"), "-q"],
+                    "duckdb": contender("compare_duckdb", source, out / "duckdb.parquet",
+                                        raw=True),
+                },
+                repeat,
+            )  # fmt: skip
+            print(agree(out / "engscore.parquet", out / "duckdb.parquet", "duckdb"))
+            table.append((f"score {source.name}", results["engscore"], results["duckdb"]))
         for name, kind, preset in (
             ("export.parquet", "parquet", "generic"),
             ("export.csv", "csv", "generic"),

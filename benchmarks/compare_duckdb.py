@@ -190,10 +190,12 @@ def _sql_string(text: str) -> str:
 #: duplicates dropped (a webhook's retries and exact copies: on the benchmark's raw data the
 #: copies of an event id are identical rows, so DISTINCT over every column is the same as
 #: engscore's "first row per contact and event id, else exact duplicates").
+#: A CSV twin (`.csv`) is read with DuckDB's type detection, the timestamp cast to an instant.
 RAW_SOURCE = """(
-    SELECT DISTINCT lower(trim(contact_id)) AS contact_id, event_type, "timestamp", event_id,
-           campaign_id, url, amount, bounce_type, is_machine
-    FROM read_parquet({path})
+    SELECT DISTINCT lower(trim(contact_id)) AS contact_id, event_type,
+           CAST("timestamp" AS TIMESTAMPTZ) AS "timestamp", event_id,
+           campaign_id, url, CAST(amount AS DOUBLE) AS amount, bounce_type, is_machine
+    FROM {reader}
 )"""
 
 
@@ -208,7 +210,8 @@ def query(events_path: str, as_of: datetime, raw: bool = False) -> str:
     as_of_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     literal = f"TIMESTAMPTZ {_sql_string(as_of_utc.isoformat())}"
     path = _sql_string(events_path)
-    source = RAW_SOURCE.format(path=path) if raw else f"read_parquet({path})"
+    reader = f"read_csv({path})" if events_path.endswith(".csv") else f"read_parquet({path})"
+    source = RAW_SOURCE.format(reader=reader) if raw else reader
     return _SQL.format(source=source, as_of=literal, as_of_us=as_of_us)
 
 

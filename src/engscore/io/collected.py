@@ -47,8 +47,8 @@ from engscore.schema import CANONICAL_SCHEMA, CONTACT
 #: Rows the in-memory path takes at most (about 60 bytes a row once compact, plus the
 #: scoring's working memory); larger inputs are sorted into a scratch folder instead.
 MAX_ROWS_IN_MEMORY = 40_000_000
-#: Bytes of a CSV or JSON file per event, at least (for the size estimate of text inputs).
-_TEXT_BYTES_PER_ROW = 60
+#: Bytes of a CSV or JSON file per event, about (a rough estimate of text inputs' rows).
+_TEXT_BYTES_PER_ROW = 50
 #: Whether a row has an event id (its duplicate key is the id's hash, else the row's).
 _HAS_ID = "_has_id"
 #: The duplicate key (``engine.normalise.duplicate_key``).
@@ -57,7 +57,7 @@ _REJECT_ENUM = pl.Enum(REJECT_REASONS)
 
 
 def estimated_rows(items: list[InputFile]) -> int:
-    """Rows of the inputs: exact for Parquet (its footer), an upper estimate for text."""
+    """Rows of the inputs: exact for Parquet (its footer), estimated from the size for text."""
     rows = 0
     for item in items:
         if item.format == "parquet" and not item.compressed:

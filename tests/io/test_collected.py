@@ -1,0 +1,170 @@
+"""io.collected: exports read once into memory give what validation, de-duplication and
+numbering on disk give (``load_exports`` + ``prepare_events``; ``sorted_exports``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from engscore.config import IngestOptions
+from engscore.errors import DataError
+from engscore.io import collected
+from engscore.io.collected import collect_exports, estimated_rows, fits_in_memory
+from engscore.io.ingest import CONTACT_KEY, load_exports, prepare_events
+from engscore.io.readers import resolve_inputs
+from engscore.schema import CONTACT
+from engscore.score import ScoreRequest, run_score
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+ORDER = [CONTACT, "timestamp", "event_type", "campaign_id", "url", "amount", "is_machine"]
+
+
+def _on_disk(inputs: list[str], options: IngestOptions) -> pl.DataFrame:
+    loaded = load_exports(inputs, options)
+    events = prepare_events(loaded.valid, loaded.machine_open_seconds, sort=False).collect()
+    return events.drop("event_id").sort(ORDER, nulls_last=True)
+
+
+def _in_memory(inputs: list[str], options: IngestOptions) -> pl.DataFrame:
+    loaded = collect_exports(inputs, options)
+    assert loaded.keyed is not None and loaded.contact_names is not None
+    keyed = loaded.keyed.collect()
+    # The numbers are dense and in id order, as `engscore ingest` numbers contacts.
+    names = loaded.contact_names.sort(CONTACT)
+    assert names[CONTACT].to_list() == list(range(names.height))
+    assert names["_contact_text"].is_sorted()
+    texts = keyed.select(CONTACT_KEY).join(
+        names, left_on=CONTACT_KEY, right_on=CONTACT, how="left", maintain_order="left"
+    )
+    assert texts["_contact_text"].equals(keyed[CONTACT].cast(pl.String), check_names=False)
+    events = loaded.events.collect()
+    assert events.columns == [c for c in keyed.columns if c != CONTACT_KEY]
+    return events.sort(ORDER, nulls_last=True)
+
+
+def _raw_export(tmp_path: Path) -> Path:
+    """Events with every kind of duplicate, mixed-case e-mails, ids without '@', site
+    events without an event id and heuristic machine opens (no is_machine column)."""
+    rows = [
+        # contact, type, timestamp, event_id, campaign, url, amount
+        ("Ann@Example.com ", "delivered", "2026-10-01T10:00:00Z", "d1", "c1", None, None),
+        ("ann@example.com", "open", "2026-10-01T10:00:01Z", "o1", "c1", None, None),  # machine
+        ("ann@example.com", "open", "2026-10-02T09:00:00Z", "o2", "c1", None, None),
+        ("ann@example.com", "open", "2026-10-02T09:00:00Z", "o2", "c1", None, None),  # retry
+        ("ANN@example.com", "open", "2026-10-03T09:00:00Z", "o2", "c1", None, None),  # same id
+        ("bob@example.com", "page_view", "2026-10-05T12:00:00Z", None, None, "/pricing", None),
+        ("bob@example.com", "page_view", "2026-10-05T12:00:00Z", None, None, "/pricing", None),
+        ("bob@example.com", "page_view", "2026-10-05T12:00:00Z", None, None, "/demo", None),
+        ("bob@example.com", "purchase", "2026-10-06T12:00:00Z", None, None, None, "19.90"),
+        ("CRM-0042", "click", "2026-10-07T08:00:00Z", "k1", "c2", "/x", None),
+        ("crm-0042", "click", "2026-10-07T08:00:00Z", "k1", "c2", "/x", None),
+        ("CRM-0042", "Clicked", "2026-10-08T08:00:00Z", "k2", "c2", "/y", None),
+        ("zed@example.com", "delivered", "2026-10-09T08:00:00Z", "d9", "c3", None, None),
+        ("zed@example.com", "delivered", "2026-10-09T07:59:59Z", "d9", "c3", None, None),
+        # 1.5 s after the kept delivery, 2.5 s after its dropped copy: the heuristic runs
+        # before de-duplication, so this open is a person's.
+        ("zed@example.com", "open", "2026-10-09T08:00:01.500Z", "o9", "c3", None, None),
+    ]
+    frame = pl.DataFrame(
+        rows,
+        schema=[
+            "contact_id",
+            "event_type",
+            "timestamp",
+            "event_id",
+            "campaign_id",
+            "url",
+            "amount",
+        ],
+        orient="row",
+    )
+    path = tmp_path / "raw.csv"
+    frame.write_csv(path)
+    return path
+
+
+def test_the_same_events_as_validation_and_deduplication_on_disk(tmp_path: Path) -> None:
+    inputs = [str(_raw_export(tmp_path))]
+    options = IngestOptions()
+    expected = _on_disk(inputs, options)
+    got = _in_memory(inputs, options)
+    assert got.equals(expected)
+    # What the fixture was made to show.
+    assert got.height == 11
+    ann = got.filter(pl.col(CONTACT) == "ann@example.com")
+    assert ann["is_machine"].to_list() == [False, True, False]
+    zed = got.filter(pl.col(CONTACT) == "zed@example.com")
+    assert zed["is_machine"].to_list() == [False, False]
+    assert got.filter(pl.col(CONTACT) == "crm-0042").height == 1  # case kept: two contacts
+
+
+def test_the_same_events_from_provider_payloads(fixtures: Path) -> None:
+    for name, preset in (
+        ("sendgrid_events.csv", "sendgrid"),
+        ("mailgun_events.json", "mailgun"),
+        ("ses_events.jsonl", "ses"),
+        ("sendgrid_webhook_post.json", "sendgrid"),
+        ("mailgun_account_events.json", "mailgun"),
+    ):
+        inputs = [str(fixtures / "presets" / name)]
+        options = IngestOptions(preset=preset)
+        assert _in_memory(inputs, options).equals(_on_disk(inputs, options)), name
+
+
+def test_rejected_rows_are_reported_as_on_disk(fixtures: Path) -> None:
+    bad = [str(fixtures / "ingest" / "bad_rows.csv")]
+    with pytest.raises(DataError) as on_disk:
+        load_exports(bad, IngestOptions())
+    with pytest.raises(DataError) as in_memory:
+        collect_exports(bad, IngestOptions())
+    assert str(in_memory.value) == str(on_disk.value)
+    skip = IngestOptions(on_error="skip")
+    loaded, expected = collect_exports(bad, skip), load_exports(bad, skip)
+    assert loaded.rows_rejected == expected.rows_rejected > 0
+    assert loaded.reject_reasons == expected.reject_reasons
+    assert [f.rows_read for f in loaded.files] == [f.rows_read for f in expected.files]
+    assert _in_memory(bad, skip).equals(_on_disk(bad, skip))
+
+
+def test_account_level_events_are_skipped_and_counted(fixtures: Path) -> None:
+    inputs = [str(fixtures / "presets" / "mailgun_account_events.json")]
+    options = IngestOptions(preset="mailgun")
+    loaded, expected = collect_exports(inputs, options), load_exports(inputs, options)
+    assert loaded.rows_skipped == expected.rows_skipped > 0
+    assert loaded.warnings == expected.warnings
+
+
+def test_a_rules_check_runs_before_any_row_is_read(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+    inputs = [str(_raw_export(tmp_path))]
+    collect_exports(inputs, IngestOptions(), check=lambda schema: seen.append(schema.names()))
+    assert seen == [[CONTACT, "event_type", "timestamp", "event_id", "campaign_id", "url",
+                     "amount", "is_machine", "bounce_type"]]  # fmt: skip
+
+
+def test_scores_in_memory_equal_scores_through_a_sorted_copy(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = pl.read_parquet(example_data / "events.parquet")
+    shuffled = tmp_path / "shuffled.parquet"
+    pl.concat([events, events.head(300)]).sample(fraction=1.0, shuffle=True, seed=3).write_parquet(
+        shuffled, row_group_size=10_000
+    )
+    request = ScoreRequest(events=[str(shuffled)], as_of=AS_OF)
+    run_score(request, tmp_path / "memory.parquet")
+    monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 0)
+    run_score(request, tmp_path / "sorted.parquet")
+    memory = (tmp_path / "memory.parquet").read_bytes()
+    assert memory == (tmp_path / "sorted.parquet").read_bytes()
+
+
+def test_the_size_estimate_picks_the_path(tmp_path: Path) -> None:
+    path = _raw_export(tmp_path)
+    parquet = tmp_path / "raw.parquet"
+    pl.read_csv(path).write_parquet(parquet)
+    assert estimated_rows(resolve_inputs([str(parquet)])) == 15
+    assert 10 <= estimated_rows(resolve_inputs([str(path)])) <= 30
+    assert fits_in_memory([str(path)])
