@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 from engscore.cli import app
 from engscore.config import IngestOptions
 from engscore.errors import DataError
-from engscore.io.events import load_events
-from engscore.io.ingest import ingest_to_file
+from engscore.io.events import ingest_to_file, load_events
 from engscore.presets import PRESETS
 from engscore.presets.base import event_key
 from engscore.score import ScoreRequest, prepare_scoring

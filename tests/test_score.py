@@ -192,7 +192,7 @@ def test_scoring_in_contact_buckets_gives_the_same_file(
     # Large inputs are scored bucket by bucket (contact ranges of a sorted ingested file, else
     # hash buckets); the result must not depend on it.
     from engscore import score as score_module
-    from engscore.io.ingest import ingest_to_file
+    from engscore.io.events import ingest_to_file
 
     events = example_data / "events.parquet"
     if ingested:
@@ -220,7 +220,7 @@ def test_contact_numbers_of_an_ingested_file_give_the_same_scores(
     # be the one the text ids give (same rows, same order).
     from engscore import score as score_module
     from engscore.io import outputs
-    from engscore.io.ingest import ingest_to_file
+    from engscore.io.events import ingest_to_file
 
     monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
     events = tmp_path / "ingested.parquet"
@@ -238,7 +238,7 @@ def test_rules_without_point_rules_score_an_ingested_file(
 ) -> None:
     # RFM and status only: the empty points table must take the contact numbers' type (it
     # was a String column, and the join with the facts failed).
-    from engscore.io.ingest import ingest_to_file
+    from engscore.io.events import ingest_to_file
 
     events = tmp_path / "ingested.parquet"
     ingest_to_file([str(example_data / "events.parquet")], events)
@@ -253,7 +253,7 @@ def test_rules_without_point_rules_score_an_ingested_file(
 
 def test_rules_reading_contact_id_score_on_the_text_ids(example_data: Path, tmp_path: Path) -> None:
     from engscore import score as score_module
-    from engscore.io.ingest import ingest_to_file
+    from engscore.io.events import ingest_to_file
 
     events = tmp_path / "ingested.parquet"
     ingest_to_file([str(example_data / "events.parquet")], events)
@@ -279,7 +279,7 @@ def test_ingest_outputs_glued_together_are_not_trusted_to_be_sorted(
     import pyarrow as pa
 
     from engscore.io import outputs
-    from engscore.io.ingest import ingest_to_file
+    from engscore.io.events import ingest_to_file
 
     monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP", 2_000)
     events = pl.read_parquet(example_data / "events.parquet")

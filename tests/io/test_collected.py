@@ -25,7 +25,7 @@ ORDER = [CONTACT, "timestamp", "event_type", "campaign_id", "url", "amount", "is
 def _on_disk(inputs: list[str], options: IngestOptions) -> pl.DataFrame:
     loaded = load_exports(inputs, options)
     events = prepare_events(loaded.valid, loaded.machine_open_seconds, sort=False).collect()
-    return events.drop("event_id").sort(ORDER, nulls_last=True)
+    return events.sort(ORDER, nulls_last=True)
 
 
 def _in_memory(inputs: list[str], options: IngestOptions) -> pl.DataFrame:

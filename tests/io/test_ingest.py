@@ -12,8 +12,8 @@ import pytest
 from engscore.config import IngestOptions
 from engscore.errors import ConfigError, DataError
 from engscore.io import ingest
-from engscore.io.events import load_events
-from engscore.io.ingest import CONTACT_KEY, ingest_to_file
+from engscore.io.events import ingest_to_file, load_events
+from engscore.io.ingest import CONTACT_KEY
 
 INGEST = Path(__file__).parents[1] / "fixtures" / "ingest"
 

@@ -21,7 +21,8 @@ from engscore.cli.options import (
     TimezoneOpt,
     ingest_options,
 )
-from engscore.io.ingest import IngestSummary, ingest_to_file
+from engscore.io.events import ingest_to_file
+from engscore.io.ingest import IngestSummary
 from engscore.io.store import EventStore, append
 from engscore.ui import human_int
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import polars as pl
 
 from engscore.config import IngestOptions
-from engscore.io.collected import collect_exports, fits_in_memory
+from engscore.io.collected import collect_exports, fits_in_memory, ingest_in_memory
 from engscore.io.ingest import (
+    IngestSummary,
     LoadedEvents,
     check_options,
+    ingest_on_disk,
     ingested_output,
     load_exports,
     sorted_exports,
@@ -52,3 +54,25 @@ def load_events_sorted(
     if check is not None:
         check(loaded.events.collect_schema())
     return loaded
+
+
+def ingest_to_file(
+    inputs: list[str],
+    output: Path,
+    options: IngestOptions | None = None,
+    rejects_path: Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """``engscore ingest``: write the normalised events (validated, de-duplicated, sorted by
+    contact and time, numbered in a Parquet output) to ``output``, atomically.
+
+    In memory (one read, one sort, one write) when the inputs fit (``fits_in_memory``), else
+    through contact-range files on disk; both write the same rows in the same order. With
+    ``on_error="skip"`` rejected rows go to ``rejects_path`` (default ``<output
+    stem>.rejects.csv``). ``on_progress(done, total)`` is called as stages complete.
+    """
+    options = options or IngestOptions()
+    check_options(options)
+    if fits_in_memory(inputs):
+        return ingest_in_memory(inputs, output, options, rejects_path, on_progress)
+    return ingest_on_disk(inputs, output, options, rejects_path, on_progress)

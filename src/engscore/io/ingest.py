@@ -1,10 +1,11 @@
 """The ingest stage: inputs -> presets -> canonical, validated, de-duplicated events.
 
 ``load_exports`` reads export files (``engscore.io.events.load_events``, what every command
-that reads events calls, adds the event store); ``ingest_to_file`` is the ``engscore ingest``
-command. Validation is one pass over the inputs in batches (row counts,
-reject reasons, time-zone mix) so bad data is reported before any output exists; the events
-themselves stay lazy for the caller to collect or stream once.
+that reads events calls, adds the event store); ``ingest_on_disk`` is the ``engscore ingest``
+command for inputs too large for memory (``io.collected`` does the rest). Validation is one
+pass over the inputs in batches (row counts, reject reasons, time-zone mix) so bad data is
+reported before any output exists; the events themselves stay lazy for the caller to collect
+or stream once.
 """
 
 from __future__ import annotations
@@ -665,14 +666,16 @@ def default_rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects.csv")
 
 
-def ingest_to_file(
+def ingest_on_disk(
     inputs: list[str],
     output: Path,
     options: IngestOptions | None = None,
     rejects_path: Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
-    """``engscore ingest``: write the normalised events (sorted, deterministic) to ``output``.
+    """``engscore ingest`` in bounded memory: write the normalised events (sorted,
+    deterministic) to ``output`` through contact-range files in a temporary folder beside it
+    (``engscore.io.events.ingest_to_file`` picks this or the in-memory way).
 
     With ``on_error="skip"`` rejected rows go to ``rejects_path`` (default
     ``<output stem>.rejects.csv``). Both files are written atomically. ``on_progress(done,
