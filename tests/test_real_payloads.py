@@ -44,8 +44,10 @@ def at(frame: pl.DataFrame, contact: str, kind: str) -> list[datetime]:
 
 def test_sendgrid_category_string_or_array_loads_as_text() -> None:
     post = frame_of(FIXTURES / "sendgrid_webhook_post.json")
-    # The same events as JSON-lines give the same frame.
-    assert post.equals(frame_of(FIXTURES / "sendgrid_webhook_post.jsonl"))
+    # The same events as JSON-lines (read by Polars, which orders extra columns its own
+    # way) give the same frame.
+    lines = frame_of(FIXTURES / "sendgrid_webhook_post.jsonl")
+    assert post.equals(lines.select(post.columns))
     categories = dict(zip(post["event_type"], post["category"], strict=True))
     assert categories["send"] == "cat facts"
     assert categories["delivered"] == '["category1", "category2"]'
