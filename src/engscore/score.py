@@ -8,7 +8,10 @@ summarise it for the terminal.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -577,6 +580,15 @@ def run_score(
             summarising = pool.submit(summarise, scored, prepared, output)
             write_scores(scored.table, output, made_from, record_in)
         return summarising.result()
+
+
+@contextmanager
+def prepared_for_every_contact(request: ScoreRequest) -> Iterator[PreparedScoring]:
+    """``prepare_scoring`` for a scoring of every contact without an output file (``rules
+    suggest-thresholds``): exports are read once into memory, or sorted into a temporary
+    folder (the system's) when too large, removed on the way out."""
+    with tempfile.TemporaryDirectory(prefix="engscore-") as scratch:
+        yield prepare_scoring(request, Path(scratch))
 
 
 def score_distribution(prepared: PreparedScoring) -> ThresholdSuggestion:

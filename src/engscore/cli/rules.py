@@ -19,7 +19,7 @@ from engscore.cli.options import (
     with_score_options,
 )
 from engscore.score import (
-    prepare_scoring,
+    prepared_for_every_contact,
     score_distribution,
     validate_rules_file,
 )
@@ -74,11 +74,11 @@ def suggest_command(
 ) -> None:
     """Score the events and suggest warm/hot grade thresholds from the score distribution."""
     request = options.request(events)
-    prepared = prepare_scoring(request)
     out = reporter()
-    for note in prepared.warnings:
-        out.warning(note)
-    suggestion = score_distribution(prepared)
+    with prepared_for_every_contact(request) as prepared:
+        for note in prepared.warnings:
+            out.warning(note)
+        suggestion = score_distribution(prepared)
     rows = [
         ("contacts", human_int(suggestion.contacts)),
         ("with a positive score", human_int(suggestion.positive)),
