@@ -89,3 +89,50 @@ def test_iso_round_trip(moment: datetime) -> None:
     moment = moment.replace(tzinfo=UTC)
     assert parse([moment.isoformat()]) == [moment]
     assert parse([moment.isoformat().replace("+00:00", "Z")]) == [moment]
+
+
+SHAPES = st.sampled_from(
+    [
+        "2026-01-30T03:58:31.075Z",
+        "2026-01-30T03:58:31Z",
+        "2026-01-30T03:58:31.075+0000",
+        "2026-01-30T03:58:31+02:00",
+        "2026-01-30T03:58:31.1234567-0530",
+        "1769745511",
+        "1769745511075",
+        "-5",
+        " 2026-01-30T03:58:31Z",
+        "2026-01-30 03:58:31",
+        "2026-01-30",
+        "2026-01-30T03:58:31z",
+        "2026-01-30T03:58Z",
+        "2026-01-30T03:58:31+05",
+        "1.5e9",
+        "",
+        "tomorrow",
+    ]
+)
+
+
+@given(st.lists(st.one_of(st.none(), SHAPES), min_size=1, max_size=12))
+def test_the_cheap_shapes_parse_as_the_general_parse(values: list[str | None]) -> None:
+    # Batches of one common shape are parsed the cheap way; any batch gives what the
+    # general parse (every format on every row) gives, and the same naive flags.
+    frame = pl.DataFrame({"t": values}, schema={"t": pl.String})
+    column = pl.col("t")
+    got = frame.select(
+        timestamps.parse_string(column, "Europe/Paris"),
+        timestamps.is_naive_string(column).fill_null(False).alias("naive"),
+    )
+    cleaned = column.str.strip_chars()
+    general = ~cleaned.str.contains(timestamps._NUMBER) & ~cleaned.str.contains(timestamps._OFFSET)
+    expected = frame.select(
+        timestamps._parse_string(column, "Europe/Paris", None),
+        general.fill_null(False).alias("naive"),
+    )
+    assert got.equals(expected)
+    for shape in ("2026-01-30T03:58:31.075Z", "2026-01-30T03:58:31+02:00", "1769745511"):
+        whole = pl.DataFrame({"t": [shape] * 3})
+        assert whole.select(timestamps.parse_string(column)).equals(
+            whole.select(timestamps._parse_string(column, "UTC", None))
+        )

@@ -168,3 +168,15 @@ def test_the_size_estimate_picks_the_path(tmp_path: Path) -> None:
     assert estimated_rows(resolve_inputs([str(parquet)])) == 15
     assert 10 <= estimated_rows(resolve_inputs([str(path)])) <= 30
     assert fits_in_memory([str(path)])
+
+
+def test_inputs_that_would_crowd_memory_go_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(_raw_export(tmp_path))
+    monkeypatch.setattr(collected, "available_memory", lambda: 1000)
+    assert not fits_in_memory([path])
+    monkeypatch.setattr(collected, "available_memory", lambda: None)
+    assert fits_in_memory([path])
+    monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 5)
+    assert not fits_in_memory([path])

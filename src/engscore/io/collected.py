@@ -13,6 +13,7 @@ Inputs too large for memory (``fits_in_memory``) go through ``sorted_exports`` i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -68,6 +69,11 @@ from engscore.schema import CANONICAL_SCHEMA, CONTACT, EVENT_TYPE, TIMESTAMP
 MAX_ROWS_IN_MEMORY = 40_000_000
 #: Bytes of a CSV or JSON file per event, about (a rough estimate of text inputs' rows).
 _TEXT_BYTES_PER_ROW = 50
+#: Peak memory per byte of input data (a CSV's size, a Parquet file's uncompressed size),
+#: about, as measured on the benchmark exports (ingest of a SendGrid CSV: 6; score: 2 to 4).
+_MEMORY_PER_DATA_BYTE = 5
+#: The share of the available memory the in-memory path may count on.
+_MEMORY_SHARE = 0.75
 #: Whether a row has an event id (its duplicate key is the id's hash, else the row's).
 _HAS_ID = "_has_id"
 #: The duplicate key (``engine.normalise.duplicate_key``).
@@ -76,24 +82,51 @@ _REJECT_ENUM = pl.Enum(REJECT_REASONS)
 _REJECTED = pl.col("_reject").is_not_null() & (pl.col("_reject") != SKIPPED_ACCOUNT_LEVEL)
 
 
+def _input_size(item: InputFile) -> tuple[int, int]:
+    """(rows, bytes of data) of one input: exact for Parquet (its footer: rows and the
+    uncompressed size), estimated from the file size for text."""
+    if item.format == "parquet" and not item.compressed:
+        try:
+            footer = pq.read_metadata(item.path)
+            data = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
+            return footer.num_rows, data
+        except (OSError, pa.ArrowException):
+            pass  # the read reports what is wrong with the file
+    size = item.path.stat().st_size * (8 if item.compressed else 1)
+    return size // _TEXT_BYTES_PER_ROW, size
+
+
 def estimated_rows(items: list[InputFile]) -> int:
     """Rows of the inputs: exact for Parquet (its footer), estimated from the size for text."""
-    rows = 0
-    for item in items:
-        if item.format == "parquet" and not item.compressed:
-            try:
-                rows += pq.read_metadata(item.path).num_rows
-                continue
-            except (OSError, pa.ArrowException):
-                pass  # the read reports what is wrong with the file
-        size = item.path.stat().st_size
-        rows += size * (8 if item.compressed else 1) // _TEXT_BYTES_PER_ROW
-    return rows
+    return sum(_input_size(item)[0] for item in items)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux ``MemAvailable``, else
+    the free pages), or None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def fits_in_memory(inputs: list[str]) -> bool:
-    """Whether ``collect_exports`` may take these inputs (see ``MAX_ROWS_IN_MEMORY``)."""
-    return estimated_rows(resolve_inputs(inputs)) <= MAX_ROWS_IN_MEMORY
+    """Whether ``collect_exports`` and ``ingest_in_memory`` may take these inputs: at most
+    ``MAX_ROWS_IN_MEMORY`` rows, and about ``_MEMORY_PER_DATA_BYTE`` times their data within
+    ``_MEMORY_SHARE`` of the available memory. Either way gives the same output."""
+    sizes = [_input_size(item) for item in resolve_inputs(inputs)]
+    if sum(rows for rows, _ in sizes) > MAX_ROWS_IN_MEMORY:
+        return False
+    available = available_memory()
+    needed = _MEMORY_PER_DATA_BYTE * sum(data for _, data in sizes)
+    return available is None or needed <= _MEMORY_SHARE * available
 
 
 def _canonical(sources: list[_Source]) -> pl.LazyFrame:
