@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from engscore import timestamps
-from engscore.presets.base import ACCOUNT_LEVEL, parse_bool
+from engscore.presets.base import ACCOUNT_LEVEL, by_distinct_values, parse_bool
 from engscore.schema import BOUNCE_TYPES, CANONICAL_SCHEMA, CONTACT
 
 #: Bookkeeping columns, never written out.
@@ -62,18 +62,14 @@ def _clean_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def _few_values(cleaned: pl.Expr, raw: pl.Expr) -> pl.Expr:
-    """``cleaned`` (an expression of ``raw`` alone) for a column of few distinct values (event
-    names): computed on each batch's distinct values, and the batch passed on as it is when
-    cleaning changes none of them (the usual case: presets map names to clean ones)."""
+    """``cleaned`` (an expression of the text column ``raw`` alone) for a column of few
+    distinct values (event names, bounce types), by ``by_distinct_values``."""
+    name = raw.meta.output_name()
 
-    def clean(batch: pl.Series) -> pl.Series:
-        distinct = batch.unique()
-        done = distinct.to_frame(raw.meta.output_name()).select(cleaned.alias("clean"))
-        if done.get_column("clean").equals(distinct, check_names=False, null_equal=True):
-            return batch
-        return batch.replace_strict(distinct, done.get_column("clean"), return_dtype=pl.String)
+    def clean(values: pl.Series) -> pl.Series:
+        return values.to_frame(name).select(cleaned).to_series()
 
-    return raw.map_batches(clean, return_dtype=pl.String, is_elementwise=True)
+    return by_distinct_values(raw, clean, pl.String())
 
 
 def _optional_text(schema: pl.Schema, name: str) -> pl.Expr:
@@ -125,6 +121,9 @@ def canonicalise(
     else:
         machine = parse_bool(pl.col("is_machine"))
     bounce = _optional_text(schema, "bounce_type").str.to_lowercase()
+    bounce = pl.when(bounce.is_in(BOUNCE_TYPES)).then(bounce)
+    if isinstance(schema.get("bounce_type"), pl.String):
+        bounce = _few_values(bounce, pl.col("bounce_type"))
     extras = [
         name
         for name, dtype in schema.items()
@@ -173,7 +172,7 @@ def canonicalise(
         *(_optional_text(schema, name).alias(name) for name in ("event_id", "campaign_id", "url")),
         pl.col(_AMOUNT).alias("amount"),
         machine.alias("is_machine"),
-        pl.when(bounce.is_in(BOUNCE_TYPES)).then(bounce).alias("bounce_type"),
+        bounce.alias("bounce_type"),
         *extras,
         pl.lit(file_index, dtype=pl.Int32).alias("_file"),
         pl.col("_line").cast(pl.Int64),

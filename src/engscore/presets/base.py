@@ -208,7 +208,32 @@ def map_events(raw: pl.Expr, mapping: Mapping[str, str | None]) -> pl.Expr:
     return raw.map_batches(translate, return_dtype=pl.String, is_elementwise=True)
 
 
+def by_distinct_values(
+    values: pl.Expr, clean: Callable[[pl.Series], pl.Series], dtype: pl.DataType
+) -> pl.Expr:
+    """``clean`` (a function of one Series, value by value) applied to ``values``, a column of
+    few distinct values (flags, event names, bounce types): to each batch's distinct values
+    only, then looked up row by row; the batch is passed on as it is when cleaning changes
+    none of its values. Five string operations on 20M rows become a lookup."""
+
+    def apply(batch: pl.Series) -> pl.Series:
+        distinct = batch.unique()
+        cleaned = clean(distinct)
+        if batch.dtype == dtype and cleaned.equals(distinct, check_names=False, null_equal=True):
+            return batch
+        return batch.replace_strict(distinct, cleaned, return_dtype=dtype)
+
+    return values.map_batches(apply, return_dtype=dtype, is_elementwise=True)
+
+
+_TRUE = ("true", "1", "yes", "y", "t")
+
+
 def parse_bool(expr: pl.Expr) -> pl.Expr:
-    """Booleans from bool, numeric or text columns ("true", "1", "yes")."""
-    text = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
-    return text.is_in(["true", "1", "yes", "y", "t"]).fill_null(False)
+    """Booleans from bool, numeric or text columns ("true", "1", "yes"); missing: False."""
+
+    def clean(values: pl.Series) -> pl.Series:
+        text = values.cast(pl.String).str.strip_chars().str.to_lowercase()
+        return text.is_in(_TRUE).fill_null(False)
+
+    return by_distinct_values(expr, clean, pl.Boolean()).fill_null(False)
