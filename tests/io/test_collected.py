@@ -180,3 +180,36 @@ def test_inputs_that_would_crowd_memory_go_to_disk(
     assert fits_in_memory([path])
     monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 5)
     assert not fits_in_memory([path])
+
+
+def test_ingest_in_memory_writes_what_ingest_on_disk_writes(
+    tmp_path: Path, fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engscore.io.events import ingest_to_file
+
+    raw = _raw_export(tmp_path)
+    bad = fixtures / "ingest" / "bad_rows.csv"
+    for inputs, options in (
+        ([str(raw)], IngestOptions()),
+        ([str(raw), str(bad)], IngestOptions(on_error="skip")),
+        ([str(fixtures / "presets" / "mailgun_account_events.json")], IngestOptions()),
+    ):
+        for suffix in ("parquet", "csv"):
+            memory = tmp_path / f"memory.{suffix}"
+            disk = tmp_path / f"disk.{suffix}"
+            in_memory = ingest_to_file(inputs, memory, options)
+            with monkeypatch.context() as patch:
+                patch.setattr(collected, "MAX_ROWS_IN_MEMORY", 0)
+                on_disk = ingest_to_file(inputs, disk, options)
+            assert in_memory.rejects_file != on_disk.rejects_file or in_memory.rows_rejected == 0
+            assert {**vars(in_memory), "output": None, "rejects_file": None} == {
+                **vars(on_disk),
+                "output": None,
+                "rejects_file": None,
+            }
+            if suffix == "csv":
+                assert memory.read_bytes() == disk.read_bytes()
+            else:
+                assert pl.read_parquet(memory).equals(pl.read_parquet(disk))
+            if in_memory.rejects_file is not None and on_disk.rejects_file is not None:
+                assert in_memory.rejects_file.read_bytes() == on_disk.rejects_file.read_bytes()

@@ -205,17 +205,23 @@ def _first_rejects(sources: list[_Source], count: int) -> pl.DataFrame:
     )
 
 
-def _contact_numbers(ids: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
+def _contact_numbers(
+    ids: pl.Series, present: pl.Series | None = None
+) -> tuple[pl.Series, pl.DataFrame]:
     """Each category code's contact number (dense, in id order, as ``engscore ingest``
-    numbers) and the number -> id table (``ids``: the categories in code order)."""
-    order = ids.arg_sort()
-    number_of_code = order.arg_sort().cast(pl.UInt32)
-    names = pl.DataFrame(
-        {
-            CONTACT: pl.int_range(ids.len(), dtype=pl.UInt32, eager=True),
-            "_contact_text": ids.gather(order),
-        }
+    numbers; null for codes not ``present``) and the number -> id table (``ids``: the
+    categories in code order; ``present``: the codes the kept rows use, None for all)."""
+    codes = (
+        pl.int_range(ids.len(), dtype=pl.UInt32, eager=True)
+        if present is None
+        else present.drop_nulls().unique().sort().cast(pl.UInt32)
     )
+    texts = ids.gather(codes)
+    order = texts.arg_sort()
+    dense = pl.int_range(codes.len(), dtype=pl.UInt32, eager=True)
+    number_of_code = pl.Series(CONTACT_KEY, [None] * ids.len(), dtype=pl.UInt32)
+    number_of_code = number_of_code.scatter(codes.gather(order), dense)
+    names = pl.DataFrame({CONTACT: dense, "_contact_text": texts.gather(order)})
     return number_of_code, names
 
 
@@ -278,11 +284,14 @@ def _read_once(
     if rejected and options.on_error == "fail":
         raise _rejected_rows_error(rejected, _first_rejects(sources, 3), items)
     reasons = dict(sorted(zip(by_reason["_reject"], by_reason["len"], strict=True)))
-    number_of_code, names = _contact_numbers(categories.to_series())
+    present = None
     if rejected or any(r.rows_skipped for r in reports):
         # Rejected and skipped rows take no part in what follows (the heuristic's deliveries,
-        # the first of duplicates); they are few.
+        # the first of duplicates, the numbering: a contact only they name gets no number);
+        # they are few.
         frame = frame.filter(pl.col("_reject").is_null())
+        present = frame.get_column(CONTACT).to_physical()
+    number_of_code, names = _contact_numbers(categories.to_series(), present)
     # Eager, but added beside the other columns: nothing else is copied.
     frame = frame.with_columns(
         number_of_code.gather(frame[CONTACT].to_physical()).alias(CONTACT_KEY)
