@@ -89,20 +89,22 @@ def _first_that_fits(batch: pl.Series, general: pl.Expr) -> pl.Series:
     in UTC with ``Z``, ISO 8601 with an offset (a test and one strict parse each), or whole
     epoch seconds or milliseconds (one integer cast). A batch with any other value gets the
     general parse, which tries every format on every row: five times the work."""
+    name = batch.name
+    column = pl.col(name)
     present = batch.len() - batch.null_count()
+    frame = batch.to_frame().lazy()
+    # Lazy collects: Polars runs them without Python's lock, so the streaming engine's other
+    # threads go on meanwhile (eager calls would hold it).
     if batch.str.ends_with("Z").sum() == present:
-        utc = batch.str.to_datetime(_ISO_UTC, strict=False, time_unit="us", time_zone="UTC")
-        if utc.len() - utc.null_count() == present:
-            return utc.cast(TIMESTAMP_DTYPE)
+        fast = column.str.to_datetime(_ISO_UTC, strict=False, time_unit="us", time_zone="UTC")
     elif batch.str.contains(_OFFSET).sum() == present:
-        aware = batch.str.to_datetime(_ISO_AWARE, strict=False, time_unit="us", time_zone="UTC")
-        if aware.len() - aware.null_count() == present:
-            return aware.cast(TIMESTAMP_DTYPE)
+        fast = column.str.to_datetime(_ISO_AWARE, strict=False, time_unit="us", time_zone="UTC")
     else:
-        whole = batch.cast(pl.Int64, strict=False)
-        if whole.len() - whole.null_count() == present:
-            return whole.to_frame().select(from_epoch(pl.col(whole.name))).to_series()
-    return batch.to_frame().select(general).to_series()
+        fast = from_epoch(column.cast(pl.Int64, strict=False).cast(pl.Float64))
+    parsed = frame.select(fast.cast(TIMESTAMP_DTYPE)).collect().to_series()
+    if parsed.len() - parsed.null_count() == present:
+        return parsed
+    return frame.select(general).collect().to_series()
 
 
 def parse_string(text: pl.Expr, timezone: str = "UTC", fmt: str | None = None) -> pl.Expr:
