@@ -145,15 +145,39 @@ def test_a_rules_check_runs_before_any_row_is_read(tmp_path: Path) -> None:
                      "amount", "is_machine", "bounce_type"]]  # fmt: skip
 
 
+RULES = Path(__file__).parents[2] / "rules"
+
+
+@pytest.mark.parametrize(
+    ("rules", "with_contacts", "raw"),
+    [
+        ("default.yaml", False, False),
+        ("b2b-lead-scoring.yaml", True, False),  # profile rules: scored on the text ids
+        ("b2c-newsletter.yaml", False, True),  # the generator's messy CSV, rows skipped
+    ],
+)
 def test_scores_in_memory_equal_scores_through_a_sorted_copy(
-    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rules: str,
+    with_contacts: bool,
+    raw: bool,
 ) -> None:
-    events = pl.read_parquet(example_data / "events.parquet")
-    shuffled = tmp_path / "shuffled.parquet"
-    pl.concat([events, events.head(300)]).sample(fraction=1.0, shuffle=True, seed=3).write_parquet(
-        shuffled, row_group_size=10_000
+    if raw:
+        source = example_data / "raw_export.csv"
+    else:
+        events = pl.read_parquet(example_data / "events.parquet")
+        source = tmp_path / "shuffled.parquet"
+        shuffled = pl.concat([events, events.head(300)]).sample(fraction=1.0, shuffle=True, seed=3)
+        shuffled.write_parquet(source, row_group_size=10_000)
+    request = ScoreRequest(
+        events=[str(source)],
+        as_of=AS_OF,
+        rules_path=RULES / rules,
+        contacts_path=example_data / "contacts.csv" if with_contacts else None,
+        ingest=IngestOptions(on_error="skip"),
     )
-    request = ScoreRequest(events=[str(shuffled)], as_of=AS_OF)
     run_score(request, tmp_path / "memory.parquet")
     monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 0)
     run_score(request, tmp_path / "sorted.parquet")
