@@ -43,16 +43,16 @@ from engscore.io.ingest import (
     FileReport,
     IngestSummary,
     LoadedEvents,
-    _file_reports,
-    _OutputStats,
-    _plan,
-    _read_errors,
-    _rejected_rows_error,
-    _rejects_table,
-    _Source,
+    OutputStats,
+    Source,
     check_options,
     default_rejects_path,
+    file_reports,
     no_rejects,
+    plan_sources,
+    read_errors,
+    rejected_rows_error,
+    rejects_table,
 )
 from engscore.io.outputs import (
     PARQUET_ROW_GROUP,
@@ -64,7 +64,7 @@ from engscore.io.outputs import (
 from engscore.io.readers import InputFile, first_line, resolve_inputs
 from engscore.schema import CANONICAL_SCHEMA, CONTACT, EVENT_TYPE, TIMESTAMP
 
-#: Rows the in-memory path takes at most (about 60 bytes a row once compact, plus the
+#: Rows the in-memory path takes at most (about 50 bytes a row once compact, plus the
 #: scoring's working memory); larger inputs are sorted into a scratch folder instead.
 MAX_ROWS_IN_MEMORY = 40_000_000
 #: Bytes of a CSV or JSON file per event, about (a rough estimate of text inputs' rows).
@@ -129,14 +129,14 @@ def fits_in_memory(inputs: list[str]) -> bool:
     return available is None or needed <= _MEMORY_SHARE * available
 
 
-def _canonical(sources: list[_Source]) -> pl.LazyFrame:
+def _canonical(sources: list[Source]) -> pl.LazyFrame:
     """Every source's canonical rows, bookkeeping columns included (as ``load_exports``)."""
     canonical = pl.concat([source.events for source in sources], how="diagonal_relaxed")
     return canonical.drop(CONTACT_KEY, strict=False)
 
 
 def _compact_query(
-    sources: list[_Source], columns: set[str] | None, categories: pl.Categories
+    sources: list[Source], columns: set[str] | None, categories: pl.Categories
 ) -> pl.LazyFrame:
     """Canonical rows of every source with the columns the caller reads (``columns``: the
     non-canonical ones to keep, ``event_id`` only when named; None keeps them all), the
@@ -164,7 +164,7 @@ def _compact_query(
     )
 
 
-def _events_schema(sources: list[_Source]) -> pl.Schema:
+def _events_schema(sources: list[Source]) -> pl.Schema:
     """The columns the events have (as ``load_exports`` gives them), read from no row."""
     schema = _canonical(sources).collect_schema()
     return pl.Schema({n: t for n, t in schema.items() if n not in INTERNAL_COLUMNS})
@@ -193,7 +193,7 @@ def _validation(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return per_file, by_reason
 
 
-def _first_rejects(sources: list[_Source], count: int) -> pl.DataFrame:
+def _first_rejects(sources: list[Source], count: int) -> pl.DataFrame:
     """The first rejected rows with their raw timestamps: read again, only when there are
     rejects to show."""
     return (
@@ -230,7 +230,7 @@ class _Read:
     """What the one pass gives: the valid rows, prepared but for dropping, and reports."""
 
     items: list[InputFile]
-    sources: list[_Source]
+    sources: list[Source]
     #: Valid rows in input order, machine opens flagged, with ``CONTACT_KEY``.
     frame: pl.DataFrame
     #: True for the rows of ``frame`` that duplicate an earlier one.
@@ -269,7 +269,7 @@ def _read_once(
     """
     check_options(options)
     items = resolve_inputs(inputs)
-    sources = _plan(items, options)
+    sources = plan_sources(items, options)
     if check is not None:
         check(_events_schema(sources))
     categories = pl.Categories.random()
@@ -278,11 +278,11 @@ def _read_once(
         frame = query.collect(engine="streaming")
         per_file, by_reason = _validation(frame)
     except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
-        raise _read_errors(items)(exc) from exc
-    reports, notes = _file_reports(sources, per_file, options)
+        raise read_errors(items)(exc) from exc
+    reports, notes = file_reports(sources, per_file, options)
     rejected = sum(r.rows_rejected for r in reports)
     if rejected and options.on_error == "fail":
-        raise _rejected_rows_error(rejected, _first_rejects(sources, 3), items)
+        raise rejected_rows_error(rejected, _first_rejects(sources, 3), items)
     reasons = dict(sorted(zip(by_reason["_reject"], by_reason["len"], strict=True)))
     present = None
     if rejected or any(r.rows_skipped for r in reports):
@@ -353,7 +353,7 @@ def ingest_in_memory(
     if read.rows_rejected:
         written_rejects = rejects_path or default_rejects_path(output)
         rejected = _canonical(read.sources).filter(_REJECTED)
-        write_frame(_rejects_table(rejected, read.items), written_rejects)
+        write_frame(rejects_table(rejected, read.items), written_rejects)
     numbered = fmt == "parquet"
     others = [c for c in _output_columns(read.frame) if c != CONTACT]
     metadata = {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}
@@ -395,7 +395,7 @@ def ingest_in_memory(
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot ingest: {first_line(exc)}") from exc
     progress(3, 3)
-    figures = _OutputStats.of([stats])
+    figures = OutputStats.of([stats])
     loaded_rows = sum(r.rows_read for r in read.reports)
     skipped = sum(r.rows_skipped for r in read.reports)
     return IngestSummary(

@@ -249,7 +249,7 @@ def _line_numbers(frame: pl.LazyFrame, item: InputFile, first_row: int = 0) -> p
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     """One input file and how it maps to canonical events."""
 
     index: int
@@ -274,8 +274,8 @@ class _Source:
         return self.canonical(self.raw)
 
 
-def _plan(items: list[InputFile], options: IngestOptions) -> list[_Source]:
-    sources: list[_Source] = []
+def plan_sources(items: list[InputFile], options: IngestOptions) -> list[Source]:
+    sources: list[Source] = []
     for index, item in enumerate(items):
         raw = scan_file(item, options.encoding)
         schema = collect_schema(raw, item.path)
@@ -286,13 +286,11 @@ def _plan(items: list[InputFile], options: IngestOptions) -> list[_Source]:
         )
         # The heuristic applies only where the export itself says nothing about machine opens.
         provider_flags = "is_machine" in collect_schema(mapped, item.path)
-        sources.append(
-            _Source(index, item, raw, schema, preset, detected, zone, not provider_flags)
-        )
+        sources.append(Source(index, item, raw, schema, preset, detected, zone, not provider_flags))
     return sources
 
 
-def _canonical_batches(source: _Source) -> Iterator[pl.DataFrame]:
+def _canonical_batches(source: Source) -> Iterator[pl.DataFrame]:
     """The file's canonical rows (bookkeeping columns included), ``BATCH_ROWS`` at a time.
 
     Polars' streaming engine keeps several row groups of a Parquet file in flight, about
@@ -326,7 +324,7 @@ def _frame(batch: pa.RecordBatch) -> pl.DataFrame:
     return frame
 
 
-def _read_errors(items: list[InputFile]) -> Callable[[Exception], DataError]:
+def read_errors(items: list[InputFile]) -> Callable[[Exception], DataError]:
     def error(exc: Exception) -> DataError:
         names = ", ".join(str(i.path) for i in items[:3]) + (" ..." if len(items) > 3 else "")
         reason = first_line(exc)
@@ -409,7 +407,7 @@ def conform(rows: pl.DataFrame, columns: pl.Schema) -> pl.DataFrame:
 
 
 def _validate(
-    sources: list[_Source], spill: _Spill | None = None, rejects_spill: _Spill | None = None
+    sources: list[Source], spill: _Spill | None = None, rejects_spill: _Spill | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Per-file counts, reject reasons, the first rejects and a contact sample, batch by batch.
 
@@ -498,7 +496,7 @@ def load_exports(
         ingested = _ingested_events(items)
         if ingested is not None:
             return ingested
-    sources = _plan(items, options)
+    sources = plan_sources(items, options)
     combined = pl.concat([source.events for source in sources], how="diagonal_relaxed")
     # Another ingest output's contact numbering means nothing here: it is made afresh.
     combined = combined.drop(CONTACT_KEY, strict=False)
@@ -510,17 +508,17 @@ def load_exports(
     try:
         counts, reason_counts, shown, sampled = _validate(sources, spill, rejects_spill)
     except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
-        raise _read_errors(items)(exc) from exc
+        raise read_errors(items)(exc) from exc
     finally:
         for written in (spill, rejects_spill):
             if written is not None:
                 written.close()
 
-    reports, notes = _file_reports(sources, counts, options)
+    reports, notes = file_reports(sources, counts, options)
     rejected = sum(r.rows_rejected for r in reports)
     reason_map = dict(sorted(zip(reason_counts["_reject"], reason_counts["len"], strict=True)))
     if rejected and options.on_error == "fail":
-        raise _rejected_rows_error(rejected, shown, items)
+        raise rejected_rows_error(rejected, shown, items)
     rejected_rows = (
         pl.scan_ipc(rejects_spill.path)
         if rejects_spill is not None and rejects_spill.path is not None
@@ -532,7 +530,7 @@ def load_exports(
     return LoadedEvents(
         valid=combined.filter(pl.col("_reject").is_null()),
         files=reports,
-        rejects=_rejects_table(rejected_rows, items),
+        rejects=rejects_table(rejected_rows, items),
         rows_rejected=rejected,
         reject_reasons=reason_map,
         machine_open_seconds=options.machine_open_seconds if needs_heuristic else 0.0,
@@ -592,8 +590,8 @@ def sorted_exports(
     )
 
 
-def _file_reports(
-    sources: list[_Source], counts: pl.DataFrame, options: IngestOptions
+def file_reports(
+    sources: list[Source], counts: pl.DataFrame, options: IngestOptions
 ) -> tuple[list[FileReport], list[str]]:
     """What each input gave (from the validation's counts), and the notes about them."""
     by_file = {row["_file"]: row for row in counts.iter_rows(named=True)}
@@ -622,7 +620,7 @@ def _file_reports(
     return reports, notes
 
 
-def _rejected_rows_error(rejected: int, shown: pl.DataFrame, items: list[InputFile]) -> DataError:
+def rejected_rows_error(rejected: int, shown: pl.DataFrame, items: list[InputFile]) -> DataError:
     """The error of ``on_error="fail"``, with the first rejected rows."""
     examples = "; ".join(
         f"{items[r['_file']].path}:{r['_line']}: {r['_reject']}"
@@ -636,7 +634,7 @@ def _rejected_rows_error(rejected: int, shown: pl.DataFrame, items: list[InputFi
     )
 
 
-def _rejects_table(rejected_rows: pl.LazyFrame, items: list[InputFile]) -> pl.LazyFrame:
+def rejects_table(rejected_rows: pl.LazyFrame, items: list[InputFile]) -> pl.LazyFrame:
     """The rejects file's columns, in input order."""
     return rejected_rows.sort("_ord").select(
         pl.col("_file")
@@ -722,7 +720,7 @@ def ingest_on_disk(
 
 def _write_bucketed(
     loaded: LoadedEvents, output: Path, progress: Callable[[int, int], None]
-) -> _OutputStats:
+) -> OutputStats:
     """Write the events sorted, one contact range at a time, atomically.
 
     Sorting and de-duplicating 20M events at once needs several times their size in memory.
@@ -767,7 +765,7 @@ def _write_bucketed(
             writer.write(events)
             stats.append(range_stats)
             progress(done, total)
-    return _OutputStats.of(stats)
+    return OutputStats.of(stats)
 
 
 def _partition(spill: _Spill, contact_bounds: list[str], work: Path) -> list[Path]:
@@ -815,7 +813,7 @@ def _partition(spill: _Spill, contact_bounds: list[str], work: Path) -> list[Pat
 
 
 @dataclass(frozen=True)
-class _OutputStats:
+class OutputStats:
     rows: int
     machine_opens: int
     contacts: int
@@ -823,7 +821,7 @@ class _OutputStats:
     last: datetime | None
 
     @classmethod
-    def of(cls, ranges: list[pl.DataFrame]) -> _OutputStats:
+    def of(cls, ranges: list[pl.DataFrame]) -> OutputStats:
         """The whole output's figures from its ranges' (contact ranges do not overlap)."""
         if not ranges:
             return cls(0, 0, 0, None, None)
