@@ -60,7 +60,8 @@ def test_globs_and_duplicates(tmp_path: Path) -> None:
 def test_detect_format() -> None:
     assert detect_format(Path("x.CSV.gz")) == ("csv", True)
     assert detect_format(Path("x.ndjson")) == ("jsonl", False)
-    assert detect_format(Path("x.xlsx")) is None
+    assert detect_format(Path("x.xlsx")) == ("xlsx", False)
+    assert detect_format(Path("x.xls")) is None
 
 
 def test_nested_json_is_flattened(tmp_path: Path) -> None:
@@ -79,6 +80,7 @@ def test_nested_json_is_flattened(tmp_path: Path) -> None:
         ("fake.parquet", b"a,b\n1,2\n", "fake.parquet: not a Parquet file"),
         ("real.csv", b"PAR1\x00\x00", "real.csv: is a Parquet file"),
         ("text.json", b"hello", "text.json: not JSON"),
+        ("sheet.xlsx", b"a,b\n1,2\n", "sheet.xlsx: not an .xlsx workbook"),
         ("plain.csv.gz", b"a,b\n", "plain.csv.gz: named .gz but is not gzip-compressed"),
         ("zipped.csv", gzip.compress(b"a,b\n"), "zipped.csv: file is gzip-compressed"),
         ("bad.json", b"[{]", "bad.json:1: invalid JSON"),
@@ -111,6 +113,6 @@ def test_missing_inputs(tmp_path: Path) -> None:
         resolve_inputs([str(tmp_path / "*.parquet")])
     with pytest.raises(DataError, match="folder holds no"):
         resolve_inputs([str(tmp_path)])
-    (tmp_path / "x.xlsx").write_text("x")
-    with pytest.raises(DataError, match="x.xlsx: unknown file type"):
-        resolve_inputs([str(tmp_path / "x.xlsx")])
+    (tmp_path / "x.xls").write_text("x")
+    with pytest.raises(DataError, match="x.xls: unknown file type"):
+        resolve_inputs([str(tmp_path / "x.xls")])

@@ -92,7 +92,9 @@ def _input_size(item: InputFile) -> tuple[int, int]:
             return footer.num_rows, data
         except (OSError, pa.ArrowException):
             pass  # the read reports what is wrong with the file
-    size = item.path.stat().st_size * (8 if item.compressed else 1)
+    # A workbook is a ZIP archive: its cells take several times its size, like a .gz file's.
+    packed = item.compressed or item.format == "xlsx"
+    size = item.path.stat().st_size * (8 if packed else 1)
     return size // _TEXT_BYTES_PER_ROW, size
 
 

@@ -13,7 +13,13 @@ from pathlib import Path
 import polars as pl
 
 from engscore.errors import DataError
-from engscore.io.readers import collect_schema, first_line, resolve_inputs, scan_file
+from engscore.io.readers import (
+    collect_schema,
+    first_line,
+    read_xlsx,
+    resolve_inputs,
+    scan_file,
+)
 from engscore.schema import CONTACT
 
 _KEY_NAMES = ("contact_id", "email", "email_address", "emailaddress", "e_mail", "$email")
@@ -34,7 +40,8 @@ def _key_column(columns: list[str]) -> str | None:
 
 
 def load_contacts(path: Path) -> pl.LazyFrame:
-    """Scan a contacts file (CSV, TSV, Parquet, JSON, JSON-lines) keyed by ``contact_id``."""
+    """Scan a contacts file (CSV, TSV, Parquet, JSON, JSON-lines, .xlsx) keyed by
+    ``contact_id``."""
     items = resolve_inputs([str(path)])
     if len(items) != 1:
         raise DataError(f"{path}: --contacts takes one file, not {len(items)}")
@@ -47,6 +54,10 @@ def load_contacts(path: Path) -> pl.LazyFrame:
             infer_schema_length=10_000,
             try_parse_dates=True,
         )
+    elif item.format == "xlsx":
+        scan_file(item)  # content checks with clear messages
+        # Typed like CSV contacts: profile rules compare numbers and dates.
+        frame = read_xlsx(item, as_text=False).lazy()
     else:
         frame = scan_file(item)
     schema = collect_schema(frame, item.path)

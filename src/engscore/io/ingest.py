@@ -45,6 +45,7 @@ from engscore.io.readers import (
 from engscore.mapping import load_mapping
 from engscore.presets import PRESET_NAMES, detect_preset, get_preset
 from engscore.presets.base import MapContext, Preset
+from engscore.presets.contact_exports import contacts_export, refusal
 from engscore.schema import CONTACT
 
 _SHOWN_REJECTS = 3
@@ -229,7 +230,12 @@ def _choose_preset(
     item: InputFile, schema: pl.Schema, options: IngestOptions
 ) -> tuple[Preset, bool]:
     if options.mapping is not None:
+        # A mapping file is the user's own reading of the columns: it may map any of them.
         return load_mapping(options.mapping), False
+    export = contacts_export(schema.names())
+    if export is not None:
+        # Whatever the preset: its "missing column" error would not say what the file is.
+        raise DataError(refusal(item.path, export))
     if options.preset.lower() != "auto":
         return get_preset(options.preset), False
     preset = detect_preset(schema.names())
@@ -243,8 +249,9 @@ def _choose_preset(
 
 
 def _line_numbers(frame: pl.LazyFrame, item: InputFile, first_row: int = 0) -> pl.LazyFrame:
-    # CSV lines count the header; JSON-lines lines are records; other formats number records.
-    offset = (2 if item.format in ("csv", "tsv") else 1) + first_row
+    # CSV lines and sheet rows count the header; JSON-lines lines are records; other formats
+    # number records.
+    offset = (2 if item.format in ("csv", "tsv", "xlsx") else 1) + first_row
     return frame.with_row_index("_line", offset=offset)
 
 

@@ -2,25 +2,28 @@
 
 CSV/TSV and Parquet are scanned lazily; JSON and JSON-lines are read by
 :mod:`engscore.io.json_records` (any record shape, types settled over every record, SNS
-notifications unwrapped). Any of them may be
-gzip-compressed (``.gz``). CSV columns are read as strings so a stray value never breaks type
-inference half-way through a file; normalisation parses and reports them.
+notifications unwrapped); Excel workbooks (``.xlsx``, the first sheet) are read whole by Polars
+through ``fastexcel`` (calamine). Any of them may be gzip-compressed (``.gz``). CSV and Excel
+columns are read as strings so a stray value never breaks type inference half-way through a
+file; normalisation parses and reports them.
 """
 
 from __future__ import annotations
 
 import glob
 import gzip
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fastexcel
 import polars as pl
 
 from engscore.errors import ConfigError, DataError
 from engscore.io.json_records import read_json_records
 
-FORMATS = ("csv", "tsv", "parquet", "json", "jsonl")
+FORMATS = ("csv", "tsv", "parquet", "json", "jsonl", "xlsx")
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -30,8 +33,13 @@ _EXTENSIONS = {
     ".json": "json",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".xlsx": "xlsx",
 }
+#: What ``unknown file type`` lists.
+EXTENSIONS_TEXT = ".csv .tsv .parquet .json .jsonl .ndjson .xlsx (optionally .gz)"
 _PARQUET_MAGIC = b"PAR1"
+#: An .xlsx workbook is a ZIP archive.
+_ZIP_MAGIC = b"PK\x03\x04"
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 1 << 16
 
@@ -67,7 +75,7 @@ def resolve_inputs(specs: list[str]) -> list[InputFile]:
             candidates = sorted(p for p in path.rglob("*") if p.is_file())
             candidates = [p for p in candidates if detect_format(p) is not None]
             if not candidates:
-                raise DataError(f"{spec}: folder holds no CSV, TSV, Parquet or JSON files")
+                raise DataError(f"{spec}: folder holds no CSV, TSV, Parquet, JSON or .xlsx files")
         elif any(ch in spec for ch in "*?["):
             candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True))
             candidates = [p for p in candidates if p.is_file()]
@@ -81,8 +89,7 @@ def resolve_inputs(specs: list[str]) -> list[InputFile]:
             detected = detect_format(candidate)
             if detected is None:
                 raise DataError(
-                    f"{candidate}: unknown file type; expected one of "
-                    ".csv .tsv .parquet .json .jsonl .ndjson (optionally .gz)"
+                    f"{candidate}: unknown file type; expected one of {EXTENSIONS_TEXT}"
                 )
             found.setdefault(candidate, InputFile(candidate, *detected))
     return list(found.values())
@@ -119,6 +126,8 @@ def _check_content(item: InputFile) -> bytes:
         raise DataError(f"{item.path}: not a Parquet file (no PAR1 header)")
     if item.format != "parquet" and is_parquet:
         raise DataError(f"{item.path}: is a Parquet file; name it .parquet")
+    if item.format == "xlsx" and head[:4] != _ZIP_MAGIC:
+        raise DataError(f"{item.path}: not an .xlsx workbook (no ZIP header)")
     if item.format in ("json", "jsonl") and head.lstrip()[:1] not in (b"{", b"["):
         raise DataError(f"{item.path}: not JSON (first character is not '{{' or '[')")
     return head
@@ -167,6 +176,8 @@ def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
             frame = pl.scan_csv(path, separator=separator, infer_schema=False)
     elif item.format == "parquet":
         frame = pl.scan_parquet(path)
+    elif item.format == "xlsx":
+        frame = read_xlsx(item).lazy()
     else:
         check_utf8(item.path, head, "utf-8")
         lines = item.format == "jsonl"
@@ -175,6 +186,31 @@ def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
             native if native is not None else read_json_records(item.path, item.compressed, lines)
         ).lazy()
     return flatten_structs(frame, item.path)
+
+
+def read_xlsx(item: InputFile, *, as_text: bool = True) -> pl.DataFrame:
+    """The first sheet of an ``.xlsx`` workbook, its first row the header.
+
+    ``as_text`` reads every cell as a string, as CSV files are read: one number typed into a
+    column of dates must not change the column's type (date cells come out as
+    ``2024-01-15 09:30:00``, naive: normalisation reads them in ``--timezone``). Columns empty
+    on every row are kept, so a preset still finds them; blank rows are dropped, as blank CSV
+    lines are. A workbook that cannot be read is a one-line DataError naming the file.
+    """
+    source: Path | io.BytesIO = item.path
+    try:
+        if item.compressed:
+            with gzip.open(item.path, "rb") as handle:
+                source = io.BytesIO(handle.read())
+        return pl.read_excel(
+            source,
+            sheet_id=1,
+            engine="calamine",
+            infer_schema_length=0 if as_text else 1000,
+            drop_empty_cols=False,
+        )
+    except (pl.exceptions.PolarsError, fastexcel.FastExcelError, OSError, EOFError) as exc:
+        raise DataError(f"{item.path}: cannot read the workbook: {first_line(exc)}") from exc
 
 
 #: Fields of an SNS envelope: records to unwrap (``json_records``), not events.
