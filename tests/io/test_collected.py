@@ -206,6 +206,12 @@ def test_inputs_that_would_crowd_memory_go_to_disk(
     assert not fits_in_memory([path])
 
 
+def _header_only(tmp_path: Path) -> Path:
+    path = tmp_path / "quiet-day.csv"
+    path.write_text("contact_id,event_type,timestamp\n", encoding="utf-8")
+    return path
+
+
 def test_ingest_in_memory_writes_what_ingest_on_disk_writes(
     tmp_path: Path, fixtures: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,6 +223,7 @@ def test_ingest_in_memory_writes_what_ingest_on_disk_writes(
         ([str(raw)], IngestOptions()),
         ([str(raw), str(bad)], IngestOptions(on_error="skip")),
         ([str(fixtures / "presets" / "mailgun_account_events.json")], IngestOptions()),
+        ([str(_header_only(tmp_path))], IngestOptions()),
     ):
         for suffix in ("parquet", "csv"):
             memory = tmp_path / f"memory.{suffix}"

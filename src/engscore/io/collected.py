@@ -387,7 +387,8 @@ def ingest_in_memory(
             ChunkWriter(temporary, fmt, metadata) as writer,
             ThreadPoolExecutor(max_workers=1) as pool,
         ):
-            starts = range(0, order.len(), PARQUET_ROW_GROUP)
+            # An empty output still gets its columns (one empty piece).
+            starts = range(0, max(order.len(), 1), PARQUET_ROW_GROUP)
             coming = pool.submit(rows, starts[0]) if starts else None
             for index in range(len(starts)):
                 assert coming is not None
@@ -463,8 +464,12 @@ def _output_order(frame: pl.DataFrame, duplicates: pl.Series) -> pl.Series:
     if types.len() >= 2**_TYPE_BITS:
         keys: pl.Expr | list[str] = [CONTACT_KEY, TIMESTAMP, EVENT_TYPE, "_ord"]
     else:
-        rank = pl.col(EVENT_TYPE).replace_strict(
-            types, pl.int_range(types.len(), eager=True), return_dtype=pl.Int128
+        rank = (
+            pl.col(EVENT_TYPE).replace_strict(
+                types, pl.int_range(types.len(), eager=True), return_dtype=pl.Int128
+            )
+            if types.len()
+            else pl.lit(0, dtype=pl.Int128)  # no rows
         )
         number = pl.col(CONTACT_KEY).cast(pl.Int128) * 2 ** (_TIME_BITS + _TYPE_BITS)
         time = pl.col(TIMESTAMP).dt.epoch("us").cast(pl.Int128) * 2**_TYPE_BITS
