@@ -218,7 +218,7 @@ _SNS_FIELDS = ("Type", "Message")
 
 
 def _native_json_lines(item: InputFile) -> pl.DataFrame | None:
-    """A plain JSON-lines file read by Polars (types inferred over every record), twenty
+    """A plain JSON-lines file read by Polars (types inferred over every record), several
     times faster than engscore's own reader; None when Polars cannot read it (invalid JSON,
     a value that is not an object) or it holds SNS envelopes or no record: the own reader
     then reads it and reports what is wrong."""
