@@ -48,6 +48,7 @@ from engscore.io.ingest import (
     check_options,
     default_rejects_path,
     file_reports,
+    ingest_summary,
     no_rejects,
     plan_sources,
     read_errors,
@@ -398,24 +399,13 @@ def ingest_in_memory(
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot ingest: {first_line(exc)}") from exc
     progress(3, 3)
-    figures = OutputStats.of([stats])
-    loaded_rows = sum(r.rows_read for r in read.reports)
-    skipped = sum(r.rows_skipped for r in read.reports)
-    return IngestSummary(
-        files=read.reports,
-        output=output,
-        rows_read=loaded_rows,
-        rows_rejected=read.rows_rejected,
-        reject_reasons=read.reject_reasons,
-        duplicates_dropped=loaded_rows - read.rows_rejected - skipped - figures.rows,
-        rows_kept=figures.rows,
-        machine_opens=figures.machine_opens,
-        contacts=figures.contacts,
-        first_event=figures.first,
-        last_event=figures.last,
-        rejects_file=written_rejects,
-        warnings=read.notes,
-        rows_skipped=skipped,
+    return ingest_summary(
+        read.reports,
+        output,
+        read.reject_reasons,
+        OutputStats.of([stats]),
+        written_rejects,
+        read.notes,
     )
 
 

@@ -711,23 +711,43 @@ def ingest_on_disk(
     finally:
         rejects_spill.remove()
         spill.remove()  # last: it made the folders, if any were missing (it writes first)
-    kept = stats.rows
-    valid = loaded.rows_read - loaded.rows_rejected - loaded.rows_skipped
+    return ingest_summary(
+        loaded.files,
+        output,
+        loaded.reject_reasons,
+        stats,
+        written_rejects,
+        loaded.warnings,
+    )
+
+
+def ingest_summary(
+    files: list[FileReport],
+    output: Path,
+    reject_reasons: dict[str, int],
+    written: OutputStats,
+    rejects_file: Path | None,
+    warnings: list[str],
+) -> IngestSummary:
+    """The figures of an ingest from its files' reports and what was written."""
+    rows_read = sum(f.rows_read for f in files)
+    rejected = sum(f.rows_rejected for f in files)
+    skipped = sum(f.rows_skipped for f in files)
     return IngestSummary(
-        files=loaded.files,
+        files=files,
         output=output,
-        rows_read=loaded.rows_read,
-        rows_rejected=loaded.rows_rejected,
-        reject_reasons=loaded.reject_reasons,
-        duplicates_dropped=valid - kept,
-        rows_kept=kept,
-        machine_opens=stats.machine_opens,
-        contacts=stats.contacts,
-        first_event=stats.first,
-        last_event=stats.last,
-        rejects_file=written_rejects,
-        warnings=loaded.warnings,
-        rows_skipped=loaded.rows_skipped,
+        rows_read=rows_read,
+        rows_rejected=rejected,
+        reject_reasons=reject_reasons,
+        duplicates_dropped=rows_read - rejected - skipped - written.rows,
+        rows_kept=written.rows,
+        machine_opens=written.machine_opens,
+        contacts=written.contacts,
+        first_event=written.first,
+        last_event=written.last,
+        rejects_file=rejects_file,
+        warnings=warnings,
+        rows_skipped=skipped,
     )
 
 
