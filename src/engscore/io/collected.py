@@ -177,31 +177,34 @@ def _validation(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per-file counts (rows, rejected, naive and aware valid timestamps) and reject reasons,
     in the shapes ``ingest._validate`` gives."""
     skipped = pl.col("_reject") == SKIPPED_ACCOUNT_LEVEL
-    rejected = pl.col("_reject").is_not_null() & ~skipped
     valid = pl.col("_reject").is_null()
     counts = (
         frame.lazy()
         .group_by((pl.col("_ord") // (1 << LINE_BITS)).cast(pl.Int32).alias("_file"))
         .agg(
             rows=pl.len(),
-            rejected=rejected.sum(),
+            rejected=_REJECTED.sum(),
             skipped=skipped.sum(),
             naive=(pl.col("_naive") & valid).sum(),
             aware=(~pl.col("_naive") & valid).sum(),
         )
         .sort("_file")
     )
-    reasons = frame.lazy().filter(rejected).group_by(pl.col("_reject").cast(pl.String)).len()
+    reasons = frame.lazy().filter(_REJECTED).group_by(pl.col("_reject").cast(pl.String)).len()
     per_file, by_reason = pl.collect_all([counts, reasons])
     return per_file, by_reason
 
 
+def _rejected_rows(sources: list[Source]) -> pl.LazyFrame:
+    """The rejected rows with their raw values, read again: the compact table keeps neither
+    (only read when there are rejects to show or write)."""
+    return _canonical(sources).filter(_REJECTED)
+
+
 def _first_rejects(sources: list[Source], count: int) -> pl.DataFrame:
-    """The first rejected rows with their raw timestamps: read again, only when there are
-    rejects to show."""
+    """The first rejected rows, for the error of ``on_error="fail"``."""
     return (
-        _canonical(sources)
-        .filter(_REJECTED)
+        _rejected_rows(sources)
         .select("_file", "_line", "_reject", "_raw_timestamp", "_ord")
         .head(count)
         .collect(engine="streaming")
@@ -355,8 +358,7 @@ def ingest_in_memory(
     written_rejects: Path | None = None
     if read.rows_rejected:
         written_rejects = rejects_path or default_rejects_path(output)
-        rejected = _canonical(read.sources).filter(_REJECTED)
-        write_frame(rejects_table(rejected, read.items), written_rejects)
+        write_frame(rejects_table(_rejected_rows(read.sources), read.items), written_rejects)
     numbered = fmt == "parquet"
     others = [c for c in _output_columns(read.frame) if c != CONTACT]
     metadata = {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}
@@ -367,7 +369,6 @@ def ingest_in_memory(
         columns = read.frame.get_columns()
         read = replace(read, frame=pl.DataFrame())  # ``columns`` hold the only reference
         frame = _contiguous(columns)
-        read = replace(read, frame=frame)
         order = _output_order(frame, read.duplicates)
         progress(2, 3)
         # Numbers are dense and in id order: the id of number k is row k.
@@ -389,12 +390,12 @@ def ingest_in_memory(
             ThreadPoolExecutor(max_workers=1) as pool,
         ):
             # An empty output still gets its columns (one empty piece).
-            starts = range(0, max(order.len(), 1), PARQUET_ROW_GROUP)
-            coming = pool.submit(rows, starts[0]) if starts else None
-            for index in range(len(starts)):
-                assert coming is not None
+            starts = list(range(0, max(order.len(), 1), PARQUET_ROW_GROUP))
+            coming = pool.submit(rows, starts[0])
+            for following in [*starts[1:], None]:
                 piece = coming.result()
-                coming = pool.submit(rows, starts[index + 1]) if index + 1 < len(starts) else None
+                if following is not None:
+                    coming = pool.submit(rows, following)
                 writer.write(piece)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot ingest: {first_line(exc)}") from exc
