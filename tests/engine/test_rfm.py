@@ -11,7 +11,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engscore.engine.rfm import OUTPUT_COLUMNS, quantile_score, rfm_scores, rfm_segment, rfm_table
+from engscore.engine.rfm import (
+    OUTPUT_COLUMNS,
+    buyer_measures,
+    merge_value_counts,
+    quantile_score,
+    rfm_cuts,
+    rfm_scores,
+    rfm_segment,
+    rfm_table,
+    score_buyers,
+    score_cuts,
+    value_counts,
+)
 from engscore.errors import ConfigError
 from engscore.rfm_map import (
     SEGMENT_NAMES,
@@ -433,3 +445,59 @@ def test_check_segment_map_reports_ranges_beyond_the_bins() -> None:
     assert (0, "'Champions': r: 4-5 is outside 1-3") in problems
     assert (0, "'Champions': f: 4-5 is outside 1-3") in problems
     assert all(index != WHOLE_MAP and "outside" in message for index, message in problems)
+
+
+# --- Two stages ------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 8), min_size=1, max_size=60),
+    bins=st.sampled_from(BINS),
+    descending=st.booleans(),
+    shares=st.integers(1, 4),
+)
+def test_cuts_give_the_rank_scores(
+    values: list[int], bins: int, descending: bool, shares: int
+) -> None:
+    """The global step's cuts, from counts added up over shares of the buyers, score every
+    value as the rank definition does."""
+    frame_ = pl.DataFrame({"x": [float(v) for v in values]})
+    expected = frame_.select(quantile_score(pl.col("x"), bins, descending=descending)).to_series()
+    parts = [
+        value_counts(frame_.lazy().gather_every(shares, offset), "x")
+        for offset in range(min(shares, len(values)))
+    ]
+    counts = merge_value_counts(pl.concat(parts)).collect()
+    cuts = tuple(score_cuts(counts, bins, descending=descending))
+    assert len(cuts) <= bins - 1
+    reached = [(pl.col("x") <= c) if descending else (pl.col("x") >= c) for c in cuts]
+    got = frame_.with_columns(s=1 + pl.sum_horizontal(pl.lit(0), *reached))["s"]
+    assert got.to_list() == expected.to_list()
+
+
+def test_shares_scored_apart_equal_the_whole() -> None:
+    rng = random.Random(7)
+    events = [
+        ev(
+            f"c{rng.randrange(60):02d}",
+            "purchase",
+            AS_OF - timedelta(days=rng.randrange(90)),
+            amount=float(rng.randrange(5)),
+        )
+        for _ in range(300)
+    ]
+    config = rfm_of(bins=4)
+    whole = rfm_scores(frame(events), config, AS_OF).collect()
+    measures = buyer_measures(frame(events), config, AS_OF).collect()
+    shares = [measures.filter(pl.col("contact_id").hash(seed=3) % 3 == k) for k in range(3)]
+    counts = {
+        name: merge_value_counts(
+            pl.concat([value_counts(share.lazy(), name) for share in shares])
+        ).collect()
+        for name in ("recency_days", "frequency", "monetary")
+    }
+    cuts = rfm_cuts(counts, config.bins)
+    assert cuts.buyers == whole.height
+    apart = pl.concat([score_buyers(share.lazy(), cuts, config).collect() for share in shares])
+    assert apart.sort("contact_id").equals(whole)

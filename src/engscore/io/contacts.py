@@ -60,19 +60,26 @@ def load_contacts(path: Path) -> pl.LazyFrame:
         frame = read_xlsx(item, as_text=False).lazy()
     else:
         frame = scan_file(item)
-    schema = collect_schema(frame, item.path)
+    keyed = keyed_by_contact(frame, collect_schema(frame, item.path), item.path)
+    return keyed.unique(subset=CONTACT, keep="first", maintain_order=True)
+
+
+def keyed_by_contact(frame: pl.LazyFrame, schema: pl.Schema, source: Path) -> pl.LazyFrame:
+    """Contact rows (``schema``: their columns) with ``contact_id`` made from their key column
+    as ingest writes ids (trimmed; e-mail addresses lower-cased); rows without one dropped.
+
+    Row by row: any share of the rows can be keyed on its own (the Spark engine's partitions).
+    """
     key = _key_column(schema.names())
     if key is None:
         raise DataError(
-            f"{item.path}: no contact key column; name one 'contact_id' or 'email' "
+            f"{source}: no contact key column; name one 'contact_id' or 'email' "
             f"(columns found: {', '.join(schema.names()[:15])})"
         )
     text = pl.col(key).cast(pl.String).str.strip_chars()
     contact = pl.when(text.str.contains("@", literal=True)).then(text.str.to_lowercase())
     frame = frame.with_columns(contact.otherwise(text).alias(CONTACT))
-    return frame.filter(pl.col(CONTACT).is_not_null() & (pl.col(CONTACT) != "")).unique(
-        subset=CONTACT, keep="first", maintain_order=True
-    )
+    return frame.filter(pl.col(CONTACT).is_not_null() & (pl.col(CONTACT) != ""))
 
 
 def contacts_schema(contacts: pl.LazyFrame, path: Path) -> pl.Schema:

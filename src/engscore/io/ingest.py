@@ -226,9 +226,10 @@ class IngestSummary:
     rows_skipped: int = 0
 
 
-def _choose_preset(
+def choose_preset(
     item: InputFile, schema: pl.Schema, options: IngestOptions
 ) -> tuple[Preset, bool]:
+    """The preset (or mapping file) that reads ``item``, and whether it was detected."""
     if options.mapping is not None:
         # A mapping file is the user's own reading of the columns: it may map any of them.
         return load_mapping(options.mapping), False
@@ -286,7 +287,7 @@ def plan_sources(items: list[InputFile], options: IngestOptions) -> list[Source]
     for index, item in enumerate(items):
         raw = scan_file(item, options.encoding)
         schema = collect_schema(raw, item.path)
-        preset, detected = _choose_preset(item, schema, options)
+        preset, detected = choose_preset(item, schema, options)
         zone = options.timezone or preset.timezone or "UTC"
         mapped = preset.mapper(
             _line_numbers(raw, item), schema, MapContext(source=item.path, timezone=zone)

@@ -205,18 +205,31 @@ def _mostly_distinct(values: FloatArray) -> bool:
     return int(estimate) > 0.7 * values.size
 
 
-def _aggregate(x: FloatArray, t_x: FloatArray, T: FloatArray) -> _Rows:
-    """Identical rows counted once, with weights (a hash group-by in Polars)."""
-    if x.size >= _DEDUPLICATE_FROM and _mostly_distinct(T):
+def _aggregate(
+    x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray | None = None
+) -> _Rows:
+    """Identical rows counted once, with weights (a hash group-by in Polars); ``weights``:
+    how many customers each given row stands for (rows already counted)."""
+    if weights is None and x.size >= _DEDUPLICATE_FROM and _mostly_distinct(T):
         return _Rows(x, t_x, T, np.ones(x.size))
-    frame = pl.DataFrame({"x": x, "t_x": t_x, "T": T})
-    grouped = frame.group_by("x", "t_x", "T").len().sort("x", "T", "t_x")
+    w = np.ones(x.size) if weights is None else weights
+    frame = pl.DataFrame({"x": x, "t_x": t_x, "T": T, "w": w})
+    grouped = frame.group_by("x", "t_x", "T").agg(pl.col("w").sum()).sort("x", "T", "t_x")
     return _Rows(
         grouped["x"].to_numpy().astype(np.float64),
         grouped["t_x"].to_numpy().astype(np.float64),
         grouped["T"].to_numpy().astype(np.float64),
-        grouped["len"].to_numpy().astype(np.float64),
+        grouped["w"].to_numpy().astype(np.float64),
     )
+
+
+def _weights(weights: npt.ArrayLike | None, size: int) -> FloatArray | None:
+    if weights is None:
+        return None
+    w = _floats(weights)
+    if w.shape != (size,) or not (np.isfinite(w).all() and (w > 0).all()):
+        raise ValueError("weights must be positive counts, one per row")
+    return w
 
 
 # --------------------------------------------------------------------------- BG/NBD family
@@ -371,11 +384,17 @@ def _largest(values: Any) -> float:
 
 
 def _fit_bg_family(
-    x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, *, modified: bool
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    weights: npt.ArrayLike | None,
+    *,
+    modified: bool,
 ) -> tuple[float, float, float, float, float, int]:
     xf, tf, Tf = _floats(x), _floats(t_x), _floats(T)
     _check_summary(xf, tf, Tf)
-    rows = _aggregate(xf, tf, Tf)
+    wf = _weights(weights, xf.size)
+    rows = _aggregate(xf, tf, Tf, wf)
     family = _BgFamily(rows, modified)
     r0, alpha0 = _start_rates(rows.x, rows.T, rows.w)
     starts = [
@@ -388,7 +407,11 @@ def _fit_bg_family(
     if rows.x.size > _WARM_START_FROM:
         # A warm start from a random sample: the mean log-likelihood of the sample has nearly
         # the same maximum and curvature, so the full fit needs only a few iterations.
-        pick = np.random.default_rng(0).integers(0, xf.size, _WARM_START_SAMPLE)
+        rng = np.random.default_rng(0)
+        if wf is None:
+            pick = rng.integers(0, xf.size, _WARM_START_SAMPLE)
+        else:
+            pick = rng.choice(xf.size, _WARM_START_SAMPLE, p=wf / wf.sum())
         sample = _BgFamily(_aggregate(xf[pick], tf[pick], Tf[pick]), modified)
         try:
             warm, hess_inv = _minimise(sample, starts, what)
@@ -402,22 +425,29 @@ def _fit_bg_family(
     theta, _ = _minimise(family, starts, what, hess_inv)
     r, alpha, a, b = (float(v) for v in np.exp(theta))
     ll, _ = family.value(r, alpha, a, b)
-    return r, alpha, a, b, ll, int(xf.size)
+    return r, alpha, a, b, ll, int(rows.total)
 
 
-def fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> BgNbdParams:
+def fit_bgnbd(
+    x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> BgNbdParams:
     """Fit BG/NBD by maximum likelihood on ``frequency``, ``recency`` and ``T``.
+
+    ``weights``: how many customers each row stands for (distinct rows counted, as the
+    engines' global step passes them); None for one customer per row.
 
     Raises ``ConvergenceError`` when the optimiser does not converge and ``ValueError`` on
     inconsistent inputs (``x`` not whole, ``t_x > T``, ``t_x != 0`` with ``x == 0``).
     """
-    r, alpha, a, b, ll, n = _fit_bg_family(x, t_x, T, modified=False)
+    r, alpha, a, b, ll, n = _fit_bg_family(x, t_x, T, weights, modified=False)
     return BgNbdParams(r, alpha, a, b, ll, n)
 
 
-def fit_mbgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> MbgNbdParams:
+def fit_mbgnbd(
+    x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> MbgNbdParams:
     """Fit MBG/NBD by maximum likelihood (see ``fit_bgnbd``)."""
-    r, alpha, a, b, ll, n = _fit_bg_family(x, t_x, T, modified=True)
+    r, alpha, a, b, ll, n = _fit_bg_family(x, t_x, T, weights, modified=True)
     return MbgNbdParams(r, alpha, a, b, ll, n)
 
 
@@ -513,7 +543,12 @@ class _GammaGamma:
          + (p x - 1) log m + p x log x - (p x + q) log(v + m x)
     """
 
-    def __init__(self, frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> None:
+    def __init__(
+        self,
+        frequency: npt.ArrayLike,
+        monetary: npt.ArrayLike,
+        weights: npt.ArrayLike | None = None,
+    ) -> None:
         x, m = _floats(frequency), _floats(monetary)
         if x.shape != m.shape or x.ndim != 1:
             raise ValueError("frequency and monetary must be one-dimensional arrays of one length")
@@ -524,26 +559,30 @@ class _GammaGamma:
             raise ValueError(
                 "the spend model takes repeat buyers only: frequency > 0, monetary > 0"
             )
-        self.x, self.m = x, m
+        w = _weights(weights, x.size)
+        self.x, self.m, self.w = x, m, w
+        self.wx = x if w is None else w * x
         self.mx = m * x
-        self.n = float(x.size)
+        self.n = float(x.size) if w is None else float(w.sum())
         # The gamma-function terms depend on x alone, and repeat-purchase counts take few
         # values: they are evaluated once per distinct x (the fit's cost was in them).
-        distinct, counts = np.unique(x, return_counts=True)
+        distinct, inverse = np.unique(x, return_inverse=True)
         self.ux: FloatArray = distinct
-        self.cx: FloatArray = counts.astype(np.float64)
+        self.cx: FloatArray = np.bincount(inverse, weights=w, minlength=distinct.size).astype(
+            np.float64
+        )
         log_m = np.log(m)
-        self.sum_log_m = float(np.sum(log_m))
-        self.x_log_mx = _dot(x, log_m + np.log(x))
+        self.sum_log_m = _dot(w, log_m)
+        self.x_log_mx = _dot(self.wx, log_m + np.log(x))
 
     def value(self, p: float, q: float, v: float) -> tuple[float, FloatArray]:
         """The log-likelihood and its gradient in ``(p, q, v)``."""
-        x, n, ux, cx = self.x, self.n, self.ux, self.cx
+        x, w, n, ux, cx = self.x, self.w, self.n, self.ux, self.cx
         pu = p * ux
         vmx = v + self.mx
         log_vmx = np.log(vmx)
-        x_log_vmx = _dot(x, log_vmx)
-        sum_log_vmx = float(np.sum(log_vmx))
+        x_log_vmx = _dot(self.wx, log_vmx)
+        sum_log_vmx = _dot(w, log_vmx)
         gammas = _dot(cx, special.gammaln(pu + q) - special.gammaln(pu))
         ll = (
             gammas
@@ -556,7 +595,7 @@ class _GammaGamma:
         psi = special.digamma(pu + q)
         d_p = _dot(cx * ux, psi - special.digamma(pu)) + self.x_log_mx - x_log_vmx
         d_q = _dot(cx, psi) - sum_log_vmx + n * (math.log(v) - float(special.digamma(q)))
-        d_v = n * q / v - float(np.sum((p * x + q) / vmx))
+        d_v = n * q / v - _dot(w, (p * x + q) / vmx)
         return ll, np.array([d_p, d_q, d_v])
 
     def __call__(self, theta: FloatArray) -> tuple[float, FloatArray]:
@@ -566,19 +605,21 @@ class _GammaGamma:
         return -ll / self.n, -grad * np.array([p, q, v]) / self.n
 
 
-def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaGammaParams:
+def fit_gamma_gamma(
+    frequency: npt.ArrayLike, monetary: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> GammaGammaParams:
     """Fit the Gamma-Gamma spend model on repeat buyers.
 
     ``frequency`` is the number of repeat purchases ``x`` and ``monetary`` their mean amount;
     pass repeat buyers only (``x > 0``, ``monetary > 0``), as the model requires (else
-    ``ValueError``).
+    ``ValueError``). ``weights``: how many buyers each row stands for (see ``fit_bgnbd``).
     """
-    model = _GammaGamma(frequency, monetary)
-    start = np.log([5.0, 3.0, float(np.mean(model.m))])
+    model = _GammaGamma(frequency, monetary, weights)
+    start = np.log([5.0, 3.0, _dot(model.w, model.m) / model.n])
     starts = [np.zeros(3), start, np.log([1.0, 2.0, 10.0])]
     theta, _ = _minimise(model, starts, "Gamma-Gamma")
     p, q, v = (float(t) for t in np.exp(theta))
-    return GammaGammaParams(p, q, v, model.value(p, q, v)[0], int(model.x.size))
+    return GammaGammaParams(p, q, v, model.value(p, q, v)[0], int(model.n))
 
 
 def spend_log_likelihood(
