@@ -8,6 +8,9 @@ summarise it for the terminal.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +32,7 @@ from engscore.engine.rfm import purchase_events, rfm_scores
 from engscore.engine.scoring import score_contacts
 from engscore.engine.status import STATUSES
 from engscore.engine.thresholds import ThresholdSuggestion, suggest_thresholds
-from engscore.errors import DataError
+from engscore.errors import ConfigError, DataError
 from engscore.io.carried import KEPT, CarriedState
 from engscore.io.contacts import contacts_schema, load_contacts
 from engscore.io.events import load_events, load_events_sorted
@@ -485,8 +488,28 @@ class ScoreSummary:
 
 def summarise(scored: ScoredContacts, prepared: PreparedScoring, output: Path) -> ScoreSummary:
     """Contacts, grade counts (highest grade first) and score percentiles."""
-    rules = prepared.rules_file.rules
-    scores = scored.table
+    return table_summary(
+        scored.table,
+        prepared.rules_file,
+        prepared.request.as_of,
+        prepared.files,
+        list(scored.warnings),
+        output,
+        scored.carried,
+    )
+
+
+def table_summary(
+    scores: pl.DataFrame,
+    rules_file: RulesFile,
+    as_of: datetime,
+    files: list[FileReport],
+    warnings: list[str],
+    output: Path,
+    carried: str | None = None,
+) -> ScoreSummary:
+    """The ``ScoreSummary`` of a scores table, however it was made (the Spark engine's too)."""
+    rules = rules_file.rules
     counts = dict(scores.group_by("grade").len().iter_rows())
     grades = [(name, int(counts.get(name, 0))) for name, _ in rules.grade_order()]
     by_status = dict(scores.group_by("status").len().iter_rows())
@@ -500,9 +523,9 @@ def summarise(scored: ScoredContacts, prepared: PreparedScoring, output: Path) -
     mean = score.mean()
     return ScoreSummary(
         output=output,
-        as_of=prepared.request.as_of,
-        rules=prepared.rules_file.source,
-        files=prepared.files,
+        as_of=as_of,
+        rules=rules_file.source,
+        files=files,
         contacts=scores.height,
         grades=grades,
         statuses=statuses,
@@ -510,8 +533,8 @@ def summarise(scored: ScoredContacts, prepared: PreparedScoring, output: Path) -
         mean=float(mean) if isinstance(mean, int | float) else None,
         percentiles=percentiles,
         groups=rules.groups,
-        warnings=list(scored.warnings),
-        carried=scored.carried,
+        warnings=warnings,
+        carried=carried,
     )
 
 
@@ -620,3 +643,28 @@ def validate_rules_file(
     else:
         warnings += canonical_column_warnings(rules_file)
     return RulesReport(rules_file, warnings)
+
+
+#: What ``--engine spark`` needs besides engscore.
+SPARK_INSTALL = (
+    "the Spark engine needs the engscore[spark] extra and Java 17: "
+    "pip install 'engscore[spark]' and a JRE (Debian: apt install openjdk-17-jre-headless)"
+)
+
+
+def score_on_spark(
+    request: ScoreRequest,
+    output: Path,
+    master: str | None,
+    partitions: int | None,
+    record_in: Path | None = None,
+) -> ScoreSummary:
+    """``engscore score --engine spark``: ``engscore.spark.run.run_spark_score``, or a
+    ConfigError saying what to install when pyspark or Java is missing."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError(f"{SPARK_INSTALL} (pyspark is not installed)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise ConfigError(f"{SPARK_INSTALL} (no java found)")
+    from engscore.spark.run import run_spark_score  # pyspark is imported only when used
+
+    return run_spark_score(request, output, master, partitions, record_in)

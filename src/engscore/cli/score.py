@@ -22,9 +22,11 @@ from engscore.cli.options import (
 )
 from engscore.engine.ledger import STATUS_TEXT
 from engscore.explain import Explanation, explain_contact
-from engscore.score import ScoreSummary, prepare_scoring, run_score
+from engscore.score import ScoreSummary, prepare_scoring, run_score, score_on_spark
 from engscore.timestamps import format_instant
 from engscore.ui import human_int
+
+Engine = Literal["polars", "spark"]
 
 
 @app.command("score")
@@ -35,6 +37,22 @@ def score_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Scores file (.parquet or .csv).")
     ] = Path("scores.parquet"),
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="polars (this machine) or spark (a Spark cluster or local[N]; needs the "
+            "engscore[spark] extra and Java 17). With spark, -o names a folder of Parquet files.",
+        ),
+    ] = "polars",
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="Spark master URL, e.g. local[2] (default: local[*])."),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option("--partitions", min=1, help="Spark: contact buckets (default 200)."),
+    ] = None,
     options: ScoreOptions = ScoreOptions(),
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
@@ -42,8 +60,13 @@ def score_command(
 ) -> None:
     """Apply point rules to events: one row per contact with score, groups and grade."""
     request = options.request(events)
-    with reporter().step(f"scoring {len(events)} input(s)"):
-        summary = run_score(request, output, record_in=Path.cwd())
+    with reporter().step(f"scoring {len(events)} input(s) with {engine}"):
+        if engine == "spark":
+            summary = score_on_spark(
+                request, output, spark_master or "local[*]", partitions, Path.cwd()
+            )
+        else:
+            summary = run_score(request, output, record_in=Path.cwd())
     render_score_summary(summary)
 
 

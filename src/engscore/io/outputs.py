@@ -153,7 +153,14 @@ class ChunkWriter:
 
 
 def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes, hex."""
+    """The SHA-256 of a file's bytes, hex; of a folder (Spark's part files), of its Parquet
+    files' bytes in name order."""
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for part in sorted(path.glob("*.parquet")):
+            with part.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+        return digest.hexdigest()
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

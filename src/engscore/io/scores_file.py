@@ -28,6 +28,24 @@ SCORES_METADATA_KEY = b"engscore.scores"
 #: Where ``engscore score`` records its last output, relative to the working directory, so
 #: ``engscore segment`` without ``--scores`` finds it.
 LAST_SCORE_RECORD = Path(".engscore") / "last-score.json"
+#: The provenance of a scores folder (Spark's part files), beside them; Spark and the
+#: ``*.parquet`` glob skip names that start with ``_``.
+FOLDER_PROVENANCE = "_engscore.json"
+
+
+def is_scores_folder(path: Path) -> bool:
+    """True for a folder of Parquet part files (``engscore score --engine spark``)."""
+    return path.is_dir() and any(path.glob("*.parquet"))
+
+
+def write_folder_provenance(folder: Path, made_from: dict[str, Any]) -> None:
+    """Record ``made_from`` beside a scores folder's part files."""
+    write_json(made_from, folder / FOLDER_PROVENANCE)
+
+
+def record_last_scores(output: Path, made_from: dict[str, Any], workdir: Path) -> None:
+    """Record ``output`` as ``workdir``'s last scores, for ``engscore segment``."""
+    write_json({"scores": str(output.resolve()), **made_from}, workdir / LAST_SCORE_RECORD)
 
 
 def scores_metadata(made_from: dict[str, Any]) -> dict[str, str]:
@@ -45,8 +63,7 @@ def write_scores(
     metadata; with ``record_in`` (a working directory), record it in its last-score record."""
     write_frame(scores, output, metadata=scores_metadata(made_from))
     if record_in is not None:
-        record = {"scores": str(output.resolve()), **made_from}
-        write_json(record, record_in / LAST_SCORE_RECORD)
+        record_last_scores(output, made_from, record_in)
 
 
 def _recorded_scores(workdir: Path) -> tuple[Path, dict[str, Any]]:
@@ -66,6 +83,13 @@ def _recorded_scores(workdir: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def _parquet_provenance(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        record = path / FOLDER_PROVENANCE
+        try:
+            kept = json.loads(record.read_text("utf-8")) if record.is_file() else {}
+        except ValueError as exc:
+            raise DataError(f"{record}: not a record written by engscore score") from exc
+        return kept if isinstance(kept, dict) else {}
     try:
         metadata = pq.read_metadata(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
@@ -86,6 +110,9 @@ def _parquet_provenance(path: Path) -> dict[str, Any]:
 
 
 def _scan_scores(path: Path) -> pl.LazyFrame:
+    if is_scores_folder(path):
+        # Part files in name order: Spark writes a sorted table's ranges in order.
+        return pl.scan_parquet(path / "*.parquet")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() == ".csv":
@@ -125,9 +152,9 @@ def locate_scores(
         scores_path, made_from = scores, {}
     else:
         scores_path, made_from = _recorded_scores(workdir)
-    if not scores_path.is_file():
+    if not (scores_path.is_file() or is_scores_folder(scores_path)):
         raise DataError(f"{scores_path}: file not found")
-    if scores_path.suffix.lower() == ".parquet":
+    if scores_path.suffix.lower() == ".parquet" or is_scores_folder(scores_path):
         made_from = {**made_from, **_parquet_provenance(scores_path)}
     if "as_of" in made_from:
         instant = parse_instant(str(made_from["as_of"]), "UTC", "scores as_of")

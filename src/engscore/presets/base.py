@@ -217,6 +217,8 @@ def by_distinct_values(
     none of its values. Five string operations on 20M rows become a lookup."""
 
     def apply(batch: pl.Series) -> pl.Series:
+        if batch.is_empty():  # replace_strict keeps an empty batch's type
+            return pl.Series(batch.name, [], dtype=dtype)
         distinct = batch.unique()
         cleaned = clean(distinct)
         if batch.dtype == dtype and cleaned.equals(distinct, check_names=False, null_equal=True):
