@@ -53,7 +53,8 @@ def _inputs(specs: list[str]) -> list[tuple[str, str]]:
     for item in resolve_inputs(local) if local else []:
         if item.compressed and item.format not in ("csv", "tsv", "json"):
             raise DataError(f"{item.path}: the Spark engine cannot read compressed {item.format}")
-        found.append((str(item.path), item.format))
+        # Absolute: a running Spark session keeps the working directory it started in.
+        found.append((str(item.path.resolve()), item.format))
     return found
 
 
@@ -74,6 +75,7 @@ def run_spark_score(
     rules_file = load_rules(request.rules_path)  # a bad rules file fails before Spark starts
     inputs = _inputs(request.events)
     session = spark_session(master)
+    output = output.resolve()
     partial = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
         frames = [(_read(session, path, fmt), Path(path)) for path, fmt in inputs]

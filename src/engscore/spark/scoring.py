@@ -145,7 +145,7 @@ def _spark_safe(frame: pl.DataFrame) -> pl.DataFrame:
         for name, dtype in frame.schema.items()
         if isinstance(dtype, pl.UInt64)
     )
-    casts: dict[str | pl.DataType, Any] = {}
+    casts: dict[str, pl.DataType] = {}
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.Categorical | pl.Enum):
             casts[name] = pl.String()
@@ -153,7 +153,7 @@ def _spark_safe(frame: pl.DataFrame) -> pl.DataFrame:
             casts[name] = widen[dtype.base_type()]()  # type: ignore[index]
         elif isinstance(dtype, pl.Null):
             casts[name] = pl.String()
-    return frame.cast(casts) if casts else frame
+    return frame.with_columns(pl.col(name).cast(dtype) for name, dtype in casts.items())
 
 
 def _arrow(frame: pl.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
