@@ -91,11 +91,10 @@ def assert_same_scores(spark_scores: pl.DataFrame, expected: pl.DataFrame) -> No
         assert column.equals(expected[name]), f"{name} differs"
 
 
-def spark_scored(spark: Any, events: pl.DataFrame | Path, rules: Path | None, **kw: Any) -> Any:
+def spark_scored(spark: Any, events: Path, rules: Path | None, **kw: Any) -> Any:
     from engscore.spark import score
 
-    frame = spark.read.parquet(str(events)) if isinstance(events, Path) else events
-    return pl.from_arrow(score(frame, rules, AS_OF, **kw).toArrow())
+    return pl.from_arrow(score(spark.read.parquet(str(events)), rules, AS_OF, **kw).toArrow())
 
 
 @pytest.mark.spark

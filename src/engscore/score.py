@@ -8,9 +8,6 @@ summarise it for the terminal.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,7 +29,7 @@ from engscore.engine.rfm import purchase_events, rfm_scores
 from engscore.engine.scoring import score_contacts
 from engscore.engine.status import STATUSES
 from engscore.engine.thresholds import ThresholdSuggestion, suggest_thresholds
-from engscore.errors import ConfigError, DataError
+from engscore.errors import DataError
 from engscore.io.carried import KEPT, CarriedState
 from engscore.io.contacts import contacts_schema, load_contacts
 from engscore.io.events import load_events, load_events_sorted
@@ -643,28 +640,3 @@ def validate_rules_file(
     else:
         warnings += canonical_column_warnings(rules_file)
     return RulesReport(rules_file, warnings)
-
-
-#: What ``--engine spark`` needs besides engscore.
-SPARK_INSTALL = (
-    "the Spark engine needs the engscore[spark] extra and Java 17: "
-    "pip install 'engscore[spark]' and a JRE (Debian: apt install openjdk-17-jre-headless)"
-)
-
-
-def score_on_spark(
-    request: ScoreRequest,
-    output: Path,
-    master: str | None,
-    partitions: int | None,
-    record_in: Path | None = None,
-) -> ScoreSummary:
-    """``engscore score --engine spark``: ``engscore.spark.run.run_spark_score``, or a
-    ConfigError saying what to install when pyspark or Java is missing."""
-    if importlib.util.find_spec("pyspark") is None:
-        raise ConfigError(f"{SPARK_INSTALL} (pyspark is not installed)")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise ConfigError(f"{SPARK_INSTALL} (no java found)")
-    from engscore.spark.run import run_spark_score  # pyspark is imported only when used
-
-    return run_spark_score(request, output, master, partitions, record_in)

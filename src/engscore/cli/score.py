@@ -22,7 +22,8 @@ from engscore.cli.options import (
 )
 from engscore.engine.ledger import STATUS_TEXT
 from engscore.explain import Explanation, explain_contact
-from engscore.score import ScoreSummary, prepare_scoring, run_score, score_on_spark
+from engscore.score import ScoreSummary, prepare_scoring, run_score
+from engscore.spark.launch import score_on_spark
 from engscore.timestamps import format_instant
 from engscore.ui import human_int
 
