@@ -105,6 +105,8 @@ class Level:
     y: float
     label: str
     colour: str
+    #: Where the label's baseline goes (above the line, clear of the labels below it).
+    label_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,10 @@ def line_chart(
     return chart
 
 
+#: Pixels between the baselines of two level labels.
+_LABEL_GAP = 14
+
+
 def _percent_label(value: float, step: float) -> str:
     """A rate axis label with as many decimals as its step needs (0.05% steps: two)."""
     decimals = max(0, -math.floor(math.log10(step * 100) + 1e-9)) if step > 0 else 0
@@ -334,7 +340,13 @@ def rate_chart(
                 pieces=tuple(drawn),
             )
         )
-    chart.levels.extend(Level(y_of(value), label, colour) for value, label, colour in levels)
+    # Labels go just above their lines, from the lowest line up; lines closer than a text
+    # line (a rate far above its limits squeezes them together) push the next label up.
+    below = chart.bottom + _LABEL_GAP
+    for value, label, colour in sorted(levels):
+        label_y = min(y_of(value) - 5, below - _LABEL_GAP)
+        chart.levels.append(Level(y_of(value), label, colour, label_y))
+        below = label_y
     chart.x_ticks.extend(
         Tick(x_of(i), label) for i, label in enumerate(categories) if i % every_nth_label == 0
     )
