@@ -85,5 +85,5 @@ def test_the_health_section(project: Path) -> None:
         load_project(project)
     _set(project, "since: soon ", "since: 12m ")
     _set(project, "min_delivered: 100 ", "min_delivered: -1 ")
-    with pytest.raises(ConfigError, match=r"health\.min_delivered: Input should be greater"):
+    with pytest.raises(ConfigError, match=r"health\.min_delivered: input should be greater"):
         load_project(project)
