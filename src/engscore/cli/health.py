@@ -158,10 +158,12 @@ def render_health(result: HealthResult) -> None:
         if result.since
         else f"up to {format_instant(result.as_of)}"
     )
-    grouping = f"by {', '.join(result.by)}" if result.by else "all events"
+    grouping = f"by {', '.join(result.by)}" if result.by else "of all events"
     if result.output is None:
         console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=200)
-        table = Table(title=f"List health {grouping}, {window}", title_justify="left")
+        # The title on a line of its own: as the table's, rich pads it to the table's width.
+        console.print(f"List health {grouping}, {window}", markup=False)
+        table = Table()
         for key in result.by:
             table.add_column(key)
         for header, _, _ in _SHOWN:
