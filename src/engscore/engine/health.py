@@ -183,7 +183,8 @@ def health_facts(
     domains: ContactDomains | None = None,
 ) -> pl.LazyFrame:
     """The additive counts of the events with ``since <= timestamp <= as_of``, keyed by the
-    ``grain`` (``campaign_id``, ``domain``, ``month``: the first of a UTC calendar month).
+    ``grain`` (``campaign_id``, ``domain``, ``month``: the date of the first of a UTC
+    calendar month).
 
     Counts are events, by type: sends, deliveries, bounces (hard and soft by ``bounce_type``;
     others count in ``bounced`` only), complaints, unsubscribes, human and machine opens.
@@ -219,7 +220,9 @@ def health_facts(
             frame = frame.with_columns(domain_of(pl.col(CONTACT)).alias(_DOMAIN))
             keys.append(_DOMAIN)
         if MONTH_GRAIN in grain:
-            frame = frame.with_columns(pl.col(time).dt.truncate("1mo").alias(_MONTH))
+            # Days since 1970 while counting (an integer division, where truncating 20M
+            # instants to their month took 0.4 s more); days become months once counted.
+            frame = frame.with_columns(pl.col(time).dt.epoch("d").alias(_MONTH))
             keys.append(_MONTH)
         return frame, keys
 
@@ -253,6 +256,9 @@ def health_facts(
         frame, pair_keys = keyed(pairs.filter(pl.col(first).is_not_null()), first)
         parts.append(_aggregate(frame, pair_keys, [pl.len().alias(name)]))
     combined = pl.concat(parts, how="diagonal_relaxed")
+    if MONTH_GRAIN in grain:
+        month = pl.from_epoch(pl.col(_MONTH), time_unit="d").dt.truncate("1mo")
+        combined = combined.with_columns(month.alias(_MONTH))
     facts = _aggregate(
         combined, keys, [pl.col(name).cast(pl.Int64).sum().alias(name) for name in _FACT_COUNTS]
     )
