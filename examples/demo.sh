@@ -31,6 +31,13 @@ echo "== segments ready to re-import (built-in playbook + inactive for 6 months)
 "$engscore" segment --scores "$out/scores.parquet" --inactive 6m -o "$out/segments"
 
 echo
+echo "== list health: complaint and bounce rates against Gmail's and Yahoo's limits"
+"$engscore" health "$out/events.parquet" --as-of 2026-11-01T00:00:00Z --by month --since 6m
+"$engscore" health "$out/events.parquet" --as-of 2026-11-01T00:00:00Z --by provider
+"$engscore" health "$out/events.parquet" --as-of 2026-11-01T00:00:00Z --by campaign \
+  -o "$out/health_by_campaign.csv"
+
+echo
 echo "== the HTML report"
 "$engscore" report --scores "$out/scores.parquet" --events "$out/events.parquet" \
   --segments "$out/segments" --contacts "$out/data/contacts.csv" --by country --by age_band \
@@ -57,4 +64,4 @@ echo
 echo "Outputs in $out/:"
 find "$out" -maxdepth 1 -type f | sort | sed 's/^/  /'
 echo "  $out/segments/ (one CSV + Parquet per segment, manifest.json)"
-echo "  $out/project/runs/latest/ (the project run: scores, segments, report.html, manifest.json)"
+echo "  $out/project/runs/latest/ (the project run: scores, segments, health.csv, report.html, manifest.json)"

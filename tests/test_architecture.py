@@ -35,6 +35,8 @@ EDGES = (
     "engscore.segments",
     "engscore.report",
     "engscore.run",
+    "engscore.health",
+    "engscore.providers",
     "engscore.config",
     "engscore.mapping",
     "engscore.ui",

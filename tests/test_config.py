@@ -63,3 +63,27 @@ def test_a_negative_machine_open_window_says_where(project: Path) -> None:
     )
     with pytest.raises(ConfigError, match=rf"engscore.yaml:{line}: inputs.machine_open_window: "):
         load_project(project)
+
+
+def test_the_health_section(project: Path) -> None:
+    health = load_project(project).config.health
+    assert (health.by, health.since, health.min_delivered, health.providers) == (
+        ("month",),
+        None,
+        100,
+        None,
+    )
+    _set(project, "by: [month] ", "by: [campaign, provider, campaign] ")
+    _set(project, "providers: null ", "providers: mine.yaml ")
+    loaded = load_project(project)
+    assert loaded.config.health.by == ("campaign", "provider")  # repeats dropped
+    from engscore.config import command_defaults
+
+    assert command_defaults().providers == project.parent / "mine.yaml"
+    _set(project, "since: null ", "since: soon ")
+    with pytest.raises(ConfigError, match=r"engscore\.yaml:\d+: health\.since: 'soon' is not"):
+        load_project(project)
+    _set(project, "since: soon ", "since: 12m ")
+    _set(project, "min_delivered: 100 ", "min_delivered: -1 ")
+    with pytest.raises(ConfigError, match=r"health\.min_delivered: input should be greater"):
+        load_project(project)

@@ -11,6 +11,8 @@ import polars as pl
 import pytest
 
 from engscore.charts import nice_ticks
+from engscore.health import report_health
+from engscore.io.events import load_events
 from engscore.report import (
     ReportInputs,
     ReportRequest,
@@ -44,6 +46,7 @@ def example_report(example_data: Path) -> str:
         contacts=example_data / "contacts.csv",
         by=["country", "age_band"],
         sources=["scores.parquet", "events.parquet"],
+        health=report_health(load_events([events]), AS_OF),
     )
     return render(build_context(inputs, "Example engagement report", GENERATED))
 
@@ -60,7 +63,13 @@ def test_report_is_self_contained_and_small(example_data: Path) -> None:
     for fetch in ("<script", "<link", "<img", "src=", "@import", "url(", "http://", "https://"):
         assert fetch not in html, fetch
     assert len(html.encode()) < 200_000
-    for title in ("Score distribution", "RFM", "Engagement over time", "Inactivity curve"):
+    for title in (
+        "Score distribution",
+        "RFM",
+        "Engagement over time",
+        "List health",
+        "Inactivity curve",
+    ):
         assert title in html
     assert "by country" in html and "Top campaigns" in html
 

@@ -94,15 +94,51 @@ def test_run_twice_gives_byte_identical_outputs(example_data: Path, tmp_path: Pa
             }
         )
     assert outputs[0].keys() == outputs[1].keys()
-    assert {"scores.parquet", "report.html", "manifest.json", "segments/sunset.csv"} <= set(
-        outputs[0]
-    )
+    assert {
+        "scores.parquet",
+        "report.html",
+        "manifest.json",
+        "segments/sunset.csv",
+        "health.csv",
+    } <= set(outputs[0])
     for key in outputs[0]:
         assert outputs[0][key] == outputs[1][key], key
     # The report names its sources where they end up, not the run's work folder (whose name
     # holds the process id).
     assert b".tmp-" not in outputs[0]["report.html"]
     assert b"runs/2026-11-01T0300Z/scores.parquet" in outputs[0]["report.html"]
+
+
+def test_the_run_writes_health_and_names_the_months_over_the_limit(project: Path) -> None:
+    code, out = run_cli(project, "--as-of", AS_OF)
+    assert code == 0, out
+    latest = project / "runs" / "latest"
+    health = pl.read_csv(latest / "health.csv")
+    alone = runner.invoke(
+        app,
+        ["health", str(project / "store"), "--as-of", AS_OF, "--by", "month", "-o",
+         str(project / "alone.csv")],
+    )  # fmt: skip
+    assert alone.exit_code == 0, alone.output
+    assert (project / "alone.csv").read_bytes() == (latest / "health.csv").read_bytes()
+    over = health.filter(pl.col("flag") == "over_limit")["month"].to_list()
+    assert over  # the example list is small: one complaint in a month can cross 0.3%
+    manifest = json.loads((latest / "manifest.json").read_text())
+    assert manifest["health_over_limit"] == over
+    line = next(row for row in out.splitlines() if row.startswith("run "))
+    named = ", ".join(over[:5]) + (f" and {len(over) - 5} more" if len(over) > 5 else "")
+    assert f"; health over_limit: {named}; " in line
+    assert "List health" in (latest / "report.html").read_text()
+    # Grouped as engscore.yaml says; a bad grouping fails before the store changes.
+    config = project / "engscore.yaml"
+    config.write_text(config.read_text().replace("by: [month]", "by: [provider]"))
+    code, out = run_cli(project, "--as-of", "2026-11-02T03:00:00Z")
+    assert code == 0, out
+    assert (latest / "health.csv").read_text().startswith("provider,sent,")
+    assert "health over_limit" not in out.splitlines()[-1]  # no domain is over the limit
+    config.write_text(config.read_text().replace("providers: null", "providers: nope.yaml"))
+    code, out = run_cli(project, "--as-of", "2026-11-03T03:00:00Z")
+    assert code == 2 and out.strip().endswith("nope.yaml: file not found")
 
 
 def test_the_run_records_the_store_without_hashing_its_files(

@@ -99,6 +99,17 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Level:
+    """A horizontal line across the plot (a limit), labelled at its right end."""
+
+    y: float
+    label: str
+    colour: str
+    #: Where the label's baseline goes (above the line, clear of the labels below it).
+    label_y: float = 0.0
+
+
+@dataclass(frozen=True)
 class Series:
     """One line of a line chart: SVG points and its legend entry."""
 
@@ -107,6 +118,8 @@ class Series:
     points: str
     dots: list[tuple[float, float, str]]
     dashed: bool = False
+    #: The line in pieces, where values are missing between them (else one line: ``points``).
+    pieces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,7 @@ class Chart:
     series: list[Series] = field(default_factory=list)
     #: Category labels drawn left of horizontal bars (y position, text).
     row_labels: list[Tick] = field(default_factory=list)
+    levels: list[Level] = field(default_factory=list)
     description: str = ""
 
 
@@ -263,6 +277,80 @@ def line_chart(
         Tick(chart.bottom - (t - low) * per_unit, f"{t:.0%}" if percent_axis else human(t))
         for t in ticks
     )
+    return chart
+
+
+#: Pixels between the baselines of two level labels.
+_LABEL_GAP = 14
+
+
+def _percent_label(value: float, step: float) -> str:
+    """A rate axis label with as many decimals as its step needs (0.05% steps: two)."""
+    decimals = max(0, -math.floor(math.log10(step * 100) + 1e-9)) if step > 0 else 0
+    return f"{value:.{decimals}%}"
+
+
+def rate_chart(
+    categories: Sequence[str],
+    series: Sequence[tuple[str, str, Sequence[float | None]]],
+    levels: Sequence[tuple[float, str, str]],
+    title: str,
+    x_label: str,
+    y_label: str,
+    every_nth_label: int = 1,
+) -> Chart:
+    """Rates over categories (months), with horizontal limit lines.
+
+    ``series`` are (name, colour, values), a value None where there is no rate (the line
+    breaks there); ``levels`` are (value, label, colour). The axis always reaches the highest
+    level, so a rate far below its limit is seen as such.
+    """
+    chart = Chart(title=title, x_label=x_label, y_label=y_label)
+    known = [v for _, _, values in series for v in values if v is not None]
+    top_value = max([*known, *(value * 1.15 for value, _, _ in levels)], default=0.0)
+    ticks = nice_ticks(0, top_value or 0.01)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else ticks[0]
+    low, per_unit = _y_scale(ticks, chart.top, chart.bottom)
+    slot = (chart.right - chart.left) / max(len(categories), 1)
+
+    def x_of(index: int) -> float:
+        return chart.left + (index + 0.5) * slot
+
+    def y_of(value: float) -> float:
+        return chart.bottom - (value - low) * per_unit
+
+    for name, colour, values in series:
+        pieces: list[list[tuple[float, float]]] = [[]]
+        dots = []
+        for index, value in enumerate(values):
+            if value is None:
+                if pieces[-1]:
+                    pieces.append([])
+                continue
+            point = (x_of(index), y_of(value))
+            pieces[-1].append(point)
+            dots.append((*point, f"{name}, {categories[index]}: {value:.2%}"))
+        drawn = [" ".join(f"{x:.1f},{y:.1f}" for x, y in piece) for piece in pieces if piece]
+        chart.series.append(
+            Series(
+                name=name,
+                colour=colour,
+                points=" ".join(drawn),
+                dots=dots,
+                pieces=tuple(drawn),
+            )
+        )
+    # Labels go just above their lines, from the lowest line up; lines closer than a text
+    # line (a rate far above its limits squeezes them together) push the next label up.
+    below = chart.bottom + _LABEL_GAP
+    for value, label, colour in sorted(levels):
+        label_y = min(y_of(value) - 5, below - _LABEL_GAP)
+        chart.levels.append(Level(y_of(value), label, colour, label_y))
+        below = label_y
+    chart.x_ticks.extend(
+        Tick(x_of(i), label) for i, label in enumerate(categories) if i % every_nth_label == 0
+    )
+    chart.y_ticks.extend(Tick(y_of(t), _percent_label(t, step)) for t in ticks)
     return chart
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from engscore import timestamps
 from engscore.durations import Duration
+from engscore.engine.health import DEFAULT_MIN_DELIVERED, parse_groupings
 from engscore.errors import ConfigError
 from engscore.rules import default_rules_text
 from engscore.yamlconf import LocatedYaml, StrictModel, load_yaml, validate_model
@@ -104,6 +105,36 @@ class ReportOptions(StrictModel):
     by: tuple[str, ...] = ()
 
 
+class HealthOptions(StrictModel):
+    """The nightly ``health.csv`` (as ``engscore health``) and the report's list health."""
+
+    #: The ``--by`` groupings of ``health.csv`` (the report shows month, provider, campaign).
+    by: tuple[str, ...] = ("month",)
+    #: Only events this long before the as-of instant (``--since``; None: every event).
+    since: str | None = None
+    min_delivered: int = Field(default=DEFAULT_MIN_DELIVERED, ge=0)
+    #: A mailbox providers file of your own (None: the packaged map).
+    providers: str | None = None
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _groupings(cls, value: object) -> object:
+        values = [value] if isinstance(value, str) else value
+        if isinstance(values, list | tuple):
+            try:
+                return parse_groupings([str(v) for v in values])
+            except ConfigError as exc:
+                raise ValueError(exc.message.removeprefix("--by ")) from None
+        return values
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str | None) -> str | None:
+        if value is not None:
+            Duration.parse(value)
+        return value
+
+
 class ProjectConfig(StrictModel):
     """``engscore.yaml``."""
 
@@ -120,6 +151,7 @@ class ProjectConfig(StrictModel):
     #: Score the store's older months from their carried state (``engscore.io.carried``).
     carry: bool = True
     report: ReportOptions = ReportOptions()
+    health: HealthOptions = HealthOptions()
 
     @field_validator("inactive")
     @classmethod
@@ -215,6 +247,11 @@ carry: true                  # keep what older months leave for scoring (same sc
 report:
   title: Engagement report
   by: []                     # contacts-file columns to break down by, e.g. [country]
+health:                      # health.csv in each run folder, and the report's list health
+  by: [month]                # campaign, provider, domain and/or month
+  since: null                # only the last N days/months, e.g. 12m (null: every event)
+  min_delivered: 100         # fewer deliveries: counts but no rates
+  providers: null            # mailbox providers file of your own (default: the packaged map)
 """
 
 
@@ -264,6 +301,8 @@ class CommandDefaults:
     ingest: IngestOptions = IngestOptions()
     title: str | None = None
     by: tuple[str, ...] = ()
+    providers: Path | None = None
+    min_delivered: int | None = None
 
 
 def command_defaults(cwd: Path | None = None) -> CommandDefaults:
@@ -281,4 +320,6 @@ def command_defaults(cwd: Path | None = None) -> CommandDefaults:
         ingest=project.ingest_options(),
         title=config.report.title,
         by=config.report.by,
+        providers=project.path(config.health.providers) if config.health.providers else None,
+        min_delivered=config.health.min_delivered,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from engscore.charts import (
     GREEN,
     GREY,
     ORANGE,
+    PURPLE,
     VERMILLION,
     Chart,
     bar_chart,
@@ -31,12 +33,21 @@ from engscore.charts import (
     human,
     line_chart,
     percent,
+    rate_chart,
 )
 from engscore.config import IngestOptions
 from engscore.durations import Duration
 from engscore.engine.exprs import machine_flag
+from engscore.engine.health import (
+    BOUNCE_WATCH,
+    COMPLAINT_LIMIT,
+    COMPLAINT_WATCH,
+    DEFAULT_MIN_DELIVERED,
+    OVER_LIMIT,
+)
 from engscore.engine.status import STATUSES
 from engscore.errors import ConfigError, DataError
+from engscore.health import NO_VALUE, HealthViews, report_health
 from engscore.io.contacts import load_contacts
 from engscore.io.events import load_events
 from engscore.io.outputs import atomic_path, shown_path
@@ -111,6 +122,8 @@ class ReportContext:
     headline: list[Figure]
     inactive_verdict: str
     sections: list[Section]
+    #: The list health in a sentence (empty without events).
+    health_verdict: str = ""
 
 
 def _int(value: Any) -> int:
@@ -534,6 +547,231 @@ def campaigns_section(events: pl.LazyFrame | None, as_of: datetime) -> Section:
     return section
 
 
+TOP_PROVIDERS = 12
+FLAGGED_CAMPAIGNS = 20
+#: English month names (``%B`` would follow the machine's locale).
+MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _month_name(month: str) -> str:
+    """``2026-11`` -> ``November 2026``."""
+    year, number = month.split("-")
+    return f"{MONTH_NAMES[int(number) - 1]} {year}"
+
+
+def _calendar(first: str, last: str) -> list[str]:
+    """Every ``YYYY-MM`` from ``first`` to ``last``."""
+    year, month = (int(part) for part in first.split("-"))
+    months = []
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _versus(count: int, base: int, limit: Fraction) -> str:
+    """Where ``count / base`` stands against ``limit``, exactly: above, at or under."""
+    share = Fraction(count, base)
+    return "above" if share > limit else "at" if share == limit else "under"
+
+
+def health_verdict(views: HealthViews | None) -> str:
+    """The list health in plain words: the latest rated month's complaint rate against the
+    limits (``complaint rate 0.42% in November 2026: above Gmail's 0.3% limit``), its bounce
+    rate, and the other months over the limit."""
+    if views is None or not views.by_month.height:
+        return ""
+    rated = views.by_month.filter(pl.col("complaint_rate").is_not_null())
+    if not rated.height:
+        return (
+            f"List health: no month has {human(views.min_delivered)} deliveries, "
+            "so there are no complaint or bounce rates yet."
+        )
+    latest = rated.row(rated.height - 1, named=True)
+    when = _month_name(latest["month"])
+    complaints, delivered = latest["complaints"], latest["delivered"]
+    rate = _rate(latest["complaint_rate"])
+    limit = _versus(complaints, delivered, COMPLAINT_LIMIT)
+    if limit != "under":
+        text = f"Complaint rate {rate} in {when}: {limit} Gmail's 0.3% limit."
+    elif _versus(complaints, delivered, COMPLAINT_WATCH) != "under":
+        watch = _versus(complaints, delivered, COMPLAINT_WATCH)
+        text = (
+            f"Complaint rate {rate} in {when}: under Gmail's 0.3% limit, "
+            f"{watch} Google's recommended 0.1%."
+        )
+    else:
+        text = f"Complaint rate {rate} in {when}: under Google's recommended 0.1%."
+    if latest["bounce_rate"] is not None:
+        bounce = _versus(latest["bounced"], latest["sent"], BOUNCE_WATCH)
+        text += f" Bounce rate {_rate(latest['bounce_rate'])}: {bounce} the 2% guideline."
+    others = [
+        month
+        for month, flag in rated.select("month", "flag").iter_rows()
+        if flag == OVER_LIMIT and month != latest["month"]
+    ]
+    if others:
+        text += (
+            f" Over the 0.3% limit in {len(others)} other month{'s' if len(others) > 1 else ''}"
+            f": {', '.join(others)}."
+        )
+    return text
+
+
+def health_section(views: HealthViews | None) -> Section:
+    """Complaint and bounce rates per month against the limits, the mailbox providers, and
+    the campaigns that crossed a limit."""
+    minimum = views.min_delivered if views is not None else DEFAULT_MIN_DELIVERED
+    section = Section(
+        "List health",
+        "health",
+        "Complaints (spam reports) and bounces against the mailbox providers' limits: since "
+        "February 2024 Gmail and Yahoo require bulk senders to keep the spam rate under 0.3% "
+        "(Google recommends under 0.1%), and deliverability guides keep bounces under 2%. "
+        f"Rates need at least {human(minimum)} deliveries; machine opens are not opens.",
+    )
+    if views is None:
+        section.notes.append("Pass --events to see the list health.")
+        return section
+    monthly = views.by_month
+    if not int(monthly.get_column("sent").sum() or 0):
+        section.notes.append("No sent or delivered mail at or before the as-of instant.")
+        return section
+    months = _calendar(monthly["month"].min(), monthly["month"].max())[-MONTHS_SHOWN:]  # type: ignore[arg-type]
+    by_month = {row["month"]: row for row in monthly.iter_rows(named=True)}
+
+    def values(column: str) -> list[float | None]:
+        return [by_month[m][column] if m in by_month else None for m in months]
+
+    nth = 1 if len(months) <= 12 else 2
+    section.charts.append(
+        rate_chart(
+            months,
+            [("complaint rate", BLUE, values("complaint_rate"))],
+            [
+                (float(COMPLAINT_WATCH), "0.1%: Google's recommendation", ORANGE),
+                (float(COMPLAINT_LIMIT), "0.3%: Gmail's and Yahoo's limit", VERMILLION),
+            ],
+            "Complaint rate per month",
+            "month",
+            "complaints per delivered mail",
+            every_nth_label=nth,
+        )
+    )
+    section.charts.append(
+        rate_chart(
+            months,
+            [
+                ("bounce rate", BLUE, values("bounce_rate")),
+                ("hard bounce rate", PURPLE, values("hard_bounce_rate")),
+            ],
+            [(float(BOUNCE_WATCH), "2%: deliverability guides", VERMILLION)],
+            "Bounce rate per month",
+            "month",
+            "bounces per sent mail",
+            every_nth_label=nth,
+        )
+    )
+    if any(v is None for v in values("complaint_rate")):
+        section.notes.append(
+            f"Months with fewer than {human(minimum)} deliveries have no rate: the lines "
+            "break there."
+        )
+    providers = views.by_provider.sort(
+        ["delivered", "provider"], descending=[True, False], nulls_last=True
+    )
+    shown = providers.head(TOP_PROVIDERS)
+    section.tables.append(
+        Table(
+            [
+                "mailbox provider",
+                "sent",
+                "delivered",
+                "bounce rate",
+                "complaint rate",
+                "unsubscribe rate",
+                "open rate",
+                "click rate",
+                "machine opens",
+                "flag",
+            ],
+            [
+                [
+                    row["provider"] if row["provider"] is not None else NO_VALUE["provider"],
+                    human(row["sent"]),
+                    human(row["delivered"]),
+                    _rate(row["bounce_rate"]),
+                    _rate(row["complaint_rate"]),
+                    _rate(row["unsubscribe_rate"]),
+                    _rate(row["open_rate"]),
+                    _rate(row["click_rate"]),
+                    _rate(row["machine_open_share"]),
+                    row["flag"] or "",
+                ]
+                for row in shown.iter_rows(named=True)
+            ],
+            [False, True, True, True, True, True, True, True, True, False],
+            "by mailbox provider"
+            + (
+                f" (the {TOP_PROVIDERS} largest of {providers.height})"
+                if providers.height > TOP_PROVIDERS
+                else ""
+            ),
+        )
+    )
+    flagged = views.by_campaign.filter(pl.col("flag").is_not_null()).sort(
+        [pl.col("flag") == OVER_LIMIT, "complaint_rate", "bounce_rate", "campaign_id"],
+        descending=[True, True, True, False],
+        nulls_last=True,
+    )
+    if flagged.height:
+        worst = flagged.head(FLAGGED_CAMPAIGNS)
+        section.tables.append(
+            Table(
+                ["campaign", "sent", "delivered", "bounce rate", "complaint rate", "flag"],
+                [
+                    [
+                        row["campaign_id"]
+                        if row["campaign_id"] is not None
+                        else NO_VALUE["campaign"],
+                        human(row["sent"]),
+                        human(row["delivered"]),
+                        _rate(row["bounce_rate"]),
+                        _rate(row["complaint_rate"]),
+                        row["flag"],
+                    ]
+                    for row in worst.iter_rows(named=True)
+                ],
+                [False, True, True, True, True, False],
+                "campaigns that crossed a limit: over_limit (complaints ≥ 0.3%), watch "
+                "(complaints ≥ 0.1% or bounces ≥ 2%)"
+                + (
+                    f"; the {FLAGGED_CAMPAIGNS} worst of {flagged.height} "
+                    "(`engscore health --by campaign` lists them all)"
+                    if flagged.height > FLAGGED_CAMPAIGNS
+                    else ""
+                ),
+            )
+        )
+    else:
+        section.notes.append(
+            f"No campaign crossed a limit (campaigns with at least {human(minimum)} "
+            "deliveries are rated)."
+        )
+    if not views.sends_counted:
+        section.notes.append(
+            "The events have no send events: mails sent are counted as deliveries + bounces."
+        )
+    return section
+
+
 @dataclass(frozen=True)
 class ReportInputs:
     """What the report is made from (already read)."""
@@ -547,6 +785,8 @@ class ReportInputs:
     contacts: Path | None = None
     by: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    #: The list health (``engscore.health.report_health``), made from the events.
+    health: HealthViews | None = None
 
 
 def build_context(inputs: ReportInputs, title: str, generated_at: datetime) -> ReportContext:
@@ -560,6 +800,7 @@ def build_context(inputs: ReportInputs, title: str, generated_at: datetime) -> R
         rfm_section(inputs.scores, inputs.rfm_bins),
         prediction_section(inputs.scores),
         engagement_section(inputs.events, inputs.as_of),
+        health_section(inputs.health),
         inactivity_section(inputs.scores, inputs.as_of),
         segments_section(inputs.segments),
         breakdown_section(inputs.scores, contacts, inputs.by),
@@ -574,6 +815,7 @@ def build_context(inputs: ReportInputs, title: str, generated_at: datetime) -> R
         headline=figures,
         inactive_verdict=verdict,
         sections=sections,
+        health_verdict=health_verdict(inputs.health),
     )
 
 
@@ -609,6 +851,11 @@ class ReportRequest:
     #: ``(folder, final)``: the inputs in ``folder`` are shown as in ``final``, the name the
     #: folder gets once written (``engscore run``'s work folder), so reruns read the same.
     published: tuple[Path, Path] | None = None
+    #: The list health, when already made (``engscore run`` makes it for ``health.csv``);
+    #: else made from the events with these providers and minimum.
+    health: HealthViews | None = None
+    providers: Path | None = None
+    min_delivered: int = DEFAULT_MIN_DELIVERED
 
     def shown(self, path: Path) -> str:
         """``path`` as the report names it: relative to ``workdir``, at its published place."""
@@ -670,7 +917,11 @@ def run_report(request: ReportRequest) -> ReportSummary:
     if inputs is None:
         recorded = [i.get("path") for i in made_from.get("inputs") or [] if isinstance(i, dict)]
         inputs = [p for p in recorded if isinstance(p, str) and Path(p).is_file()] or None
-    events = load_events(inputs, request.ingest).events if inputs else None
+    loaded = load_events(inputs, request.ingest) if inputs else None
+    events = loaded.events if loaded is not None else None
+    health = request.health
+    if health is None and loaded is not None:
+        health = report_health(loaded, as_of, request.providers, request.min_delivered)
     sources += [request.shown(Path(i)) for i in inputs or []]
     segments = request.segments
     if segments is None and (request.workdir / "segments" / "manifest.json").is_file():
@@ -688,6 +939,7 @@ def run_report(request: ReportRequest) -> ReportSummary:
             contacts=request.contacts,
             by=list(request.by),
             sources=sources,
+            health=health,
         ),
         request.title,
         request.generated_at or datetime.now(UTC),

@@ -1,7 +1,7 @@
 """``engscore run``: the nightly pipeline of a project, atomic as a whole.
 
-ingest new exports into the store -> score -> segment -> report, each into a new run folder
-``<output>/.tmp-<pid>``; only when every step succeeded is the folder renamed to
+ingest new exports into the store -> score -> segment -> health -> report, each into a new run
+folder ``<output>/.tmp-<pid>``; only when every step succeeded is the folder renamed to
 ``<output>/<as-of>`` and the ``<output>/latest`` symlink moved to it (an atomic rename). A run
 that fails or is killed leaves ``latest`` on the previous complete run; the next run removes
 what a dead one left behind. One run per project at a time: an exclusive ``flock`` on
@@ -25,9 +25,14 @@ from typing import Any
 
 from engscore import __version__
 from engscore.config import Project
+from engscore.durations import Duration
+from engscore.engine.health import FULL_GRAIN
 from engscore.errors import DataError, LockedError
-from engscore.io.outputs import pid_alive, sha256_file, shown_path, write_json
+from engscore.health import facts_of, flagged_groups
+from engscore.io.events import load_events
+from engscore.io.outputs import pid_alive, sha256_file, shown_path, write_frame, write_json
 from engscore.io.store import EventStore, append
+from engscore.providers import load_providers
 from engscore.report import ReportRequest, run_report
 from engscore.rules import load_rules
 from engscore.score import ScoreRequest, run_score
@@ -90,15 +95,26 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
     #: How the score step got the store's carried state (``carried.KEPT`` ...), or None.
     carried: str | None = None
+    #: The groups of ``health.csv`` over the 0.3% complaint limit.
+    over_limit: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """The one-line summary for cron mail and logs."""
         sizes = ", ".join(f"{name} {human_int(rows)}" for name, rows in self.segments)
+        health = ""
+        if self.over_limit:
+            shown = ", ".join(self.over_limit[:_NAMED_GROUPS])
+            more = len(self.over_limit) - _NAMED_GROUPS
+            health = f"; health over_limit: {shown}" + (f" and {more} more" if more > 0 else "")
         return (
             f"run {format_instant(self.as_of)} ok: {len(self.new_files)} new file(s), "
             f"+{human_int(self.rows_added)} events, {human_int(self.contacts)} contacts; "
-            f"segments: {sizes}; {self.seconds:.1f} s -> {self.folder}"
+            f"segments: {sizes}{health}; {self.seconds:.1f} s -> {self.folder}"
         )
+
+
+#: The over-limit groups the summary line names (``health.csv`` has them all).
+_NAMED_GROUPS = 5
 
 
 def _clean_dead_runs(runs: Path) -> None:
@@ -184,10 +200,14 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         store = EventStore(project.path(config.store))
         rules = project.path(config.rules) if config.rules else None
         segments_file = project.path(config.segments) if config.segments else None
-        # A mistake in the rules or segments must fail the run before the store changes.
+        health = config.health
+        providers_file = project.path(health.providers) if health.providers else None
+        # A mistake in the rules, segments or providers must fail the run before the store
+        # changes.
         load_rules(rules)
         if segments_file is not None:
             load_segments_file(segments_file)
+        providers = load_providers(providers_file)
         step("ingest")
         specs, notes = _input_files(project)
         summary.warnings += notes
@@ -231,6 +251,21 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
         )
         summary.segments = [(s.name, s.rows) for s in segmented.segments]
 
+        step("health")
+        # One pass over the store gives health.csv and the report's list health.
+        since = Duration.parse(health.since).subtract_from(as_of) if health.since else None
+        facts = facts_of(
+            load_events([str(store.root)]),
+            as_of,
+            since,
+            FULL_GRAIN,
+            providers,
+            health.min_delivered,
+        )
+        health_table = facts.table(health.by)
+        write_frame(health_table, work / "health.csv")
+        summary.over_limit = flagged_groups(health_table, health.by)
+
         step("report")
         # Named now (the lock is held): the report names its sources where they will be.
         final = _run_name(runs, as_of)
@@ -247,6 +282,8 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
                 title=config.report.title,
                 generated_at=as_of,
                 published=(work, final),
+                health=facts.views(),
+                min_delivered=health.min_delivered,
             )
         )
 
@@ -264,6 +301,7 @@ def _run_locked(project: Project, as_of: datetime, step: Step) -> RunSummary:
             "contacts": summary.contacts,
             "carried": summary.carried,
             "segments": dict(summary.segments),
+            "health_over_limit": summary.over_limit,
             "warnings": summary.warnings,
         }
         write_json(manifest, work / "manifest.json")

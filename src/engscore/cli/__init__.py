@@ -22,6 +22,7 @@ def main() -> None:
 
 
 # Command modules register themselves on `app`.
+from engscore.cli import health as _health  # noqa: E402, F401
 from engscore.cli import ingest as _ingest  # noqa: E402, F401
 from engscore.cli import presets as _presets  # noqa: E402, F401
 from engscore.cli import project as _project  # noqa: E402, F401

@@ -57,7 +57,8 @@ def run_command(
     log_format: LogFormatOpt = "text",
     debug: DebugOpt = False,
 ) -> None:
-    """The nightly pipeline: new exports -> store -> score -> segments -> report (atomic)."""
+    """The nightly pipeline: new exports -> store -> score -> segments -> health -> report
+    (atomic)."""
     path = config_path(config)
     if path is None:
         raise ConfigError("no engscore.yaml here: run `engscore init` first, or pass --config FILE")
@@ -78,6 +79,7 @@ def run_command(
         rows_added=summary.rows_added,
         contacts=summary.contacts,
         segments=dict(summary.segments),
+        over_limit=summary.over_limit,
         seconds=round(summary.seconds, 2),
     )
 

@@ -20,6 +20,7 @@ from engscore.cli.options import (
     ingest_options,
 )
 from engscore.config import command_defaults
+from engscore.engine.health import DEFAULT_MIN_DELIVERED
 from engscore.timestamps import parse_instant
 
 
@@ -85,6 +86,10 @@ def report_command(
         generated_at=parse_instant(generated_at, "UTC", "--generated-at") if generated_at else None,
         as_of=parse_instant(as_of, timezone or "UTC") if as_of else None,
         ingest=ingest_options(preset, timezone),
+        providers=project.providers,
+        min_delivered=(
+            project.min_delivered if project.min_delivered is not None else DEFAULT_MIN_DELIVERED
+        ),
     )
     with reporter().step("writing the report"):
         summary = run_report(request)
