@@ -247,15 +247,11 @@ class _Reading:
         return canonicalise(mapped, self.index, self.zone, heuristic_machine_opens=self.heuristic)
 
 
-def _flat(frame: pl.LazyFrame, label: Path) -> pl.LazyFrame:
-    return flatten_structs(frame, label)
-
-
 def _plan_reading(
     raw: DataFrame, index: int, label: Path, options: IngestOptions, read: set[str]
 ) -> tuple[_Reading, pa.Schema]:
     """The preset and the canonical columns of one input, from its columns alone."""
-    empty = _flat(_empty(_arrow_schema(raw)).lazy(), label)
+    empty = flatten_structs(_empty(_arrow_schema(raw)).lazy(), label)
     schema = empty.collect_schema()
     item = InputFile(label, label.suffix.lstrip(".").lower() or "spark", False)
     if CONTACT_KEY in schema and options.mapping is None and options.preset.lower() == "auto":
@@ -293,7 +289,7 @@ def _stage_a(
         for batch in batches:
             frame = _polars(batch)
             frame.columns = names
-            raw = _flat(frame.lazy(), reading.label)
+            raw = flatten_structs(frame.lazy(), reading.label)
             rows = reading.canonical(raw).collect()
             reasons = rows.group_by("_reject").len().drop_nulls("_reject")
             seen = {_ROWS: rows.height}
@@ -451,6 +447,8 @@ def score_with_report(
     returned ``scores`` is lazy (stage C). Raises ``DataError`` for rejected rows when
     ``options.on_error`` is ``fail``, before anything is written.
     """
+    if as_of.tzinfo is None:
+        raise ConfigError("as_of must be an aware datetime (e.g. datetime(..., tzinfo=UTC))")
     options = options or IngestOptions()
     rules_file = rules_of(rules)
     rule_set = rules_file.rules
@@ -589,8 +587,6 @@ def score(
     ``events`` may be a raw provider export (any preset) or canonical events; ``rules`` a
     path, YAML text or None (the default rules); ``as_of`` an aware datetime.
     """
-    if as_of.tzinfo is None:
-        raise ConfigError("as_of must be an aware datetime (e.g. datetime(..., tzinfo=UTC))")
     return score_with_report(
         events, rules, as_of, contacts, options=options, partitions=partitions
     ).scores
