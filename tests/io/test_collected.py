@@ -244,3 +244,25 @@ def test_ingest_in_memory_writes_what_ingest_on_disk_writes(
                 assert pl.read_parquet(memory).equals(pl.read_parquet(disk))
             if in_memory.rejects_file is not None and on_disk.rejects_file is not None:
                 assert in_memory.rejects_file.read_bytes() == on_disk.rejects_file.read_bytes()
+
+
+def test_the_output_order_key_and_its_fallback_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Contact number, time, event type (by its text, not its code), then input position:
+    # the packed Int128 key and the four-key stable sort it stands in for give one order.
+    events = pl.DataFrame(
+        {
+            CONTACT_KEY: [2, 0, 2, 0, 1, 0, 0, 2],
+            "timestamp": [5, 3, 5, 3, 9, -4, 3, 5],
+            "event_type": ["open", "send", "click", "open", "send", "open", "open", "open"],
+        },
+        schema_overrides={CONTACT_KEY: pl.UInt32},
+    ).with_columns(
+        pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
+        # Codes in the order met (open, send, click), not in the text's (click, open, send).
+        pl.col("event_type").cast(pl.Categorical(pl.Categories.random())),
+    )
+    duplicates = pl.Series([False, False, False, False, False, False, True, False])
+    expected = [5, 3, 1, 4, 2, 0, 7]
+    assert collected._output_order(events, duplicates).to_list() == expected
+    monkeypatch.setattr(collected, "_KEY_BITS", 8)
+    assert collected._output_order(events, duplicates).to_list() == expected

@@ -4,7 +4,8 @@
 are read, mapped, canonicalised and validated in one streaming pass that keeps, per row, only
 what scoring reads. Contact ids become dense numbers in id order (the numbering ``engscore
 ingest`` writes) through a categorical built in that same pass, without sorting the events;
-event ids and the columns of rows without one become 64-bit duplicate keys. Validation figures,
+event ids and the columns of rows without one become 64-bit duplicate keys; text columns of
+few values are held as categoricals (``_stored``), given back as text to the queries. Validation figures,
 de-duplication and the machine-open heuristic then run on the frame in memory: nothing is
 written to disk and the input is read a second time only to report rejected rows.
 
@@ -477,6 +478,10 @@ def _figures(read: _Read) -> pl.DataFrame:
     )
 
 
+#: Bits of the output order key (an Int128, kept positive).
+_KEY_BITS = 127
+
+
 def _output_order(frame: pl.DataFrame, duplicates: pl.Series) -> pl.Series:
     """The positions in ``frame`` of the rows to write (all but ``duplicates``), in the order
     ``engscore ingest`` writes them: contact (numbers are in id order), time, event type,
@@ -504,7 +509,7 @@ def _output_order(frame: pl.DataFrame, duplicates: pl.Series) -> pl.Series:
     row_bits = frame.height.bit_length()
     type_bits = ranked.len().bit_length()
     time_bits = (last - first).bit_length()
-    if int(numbers).bit_length() + time_bits + type_bits + row_bits > 127:
+    if int(numbers).bit_length() + time_bits + type_bits + row_bits > _KEY_BITS:
         # Ages apart at microsecond precision, or numbers past 2**32: four sort keys.
         keys = [pl.col(CONTACT_KEY), pl.col(TIMESTAMP), pl.col(EVENT_TYPE).cast(pl.String)]
         return kept.sort(keys, maintain_order=True).get_column("_row")
