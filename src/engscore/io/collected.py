@@ -5,9 +5,10 @@ are read, mapped, canonicalised and validated in one streaming pass that keeps, 
 what scoring reads. Contact ids become dense numbers in id order (the numbering ``engscore
 ingest`` writes) through a categorical built in that same pass, without sorting the events;
 event ids and the columns of rows without one become 64-bit duplicate keys; text columns of
-few values are held as categoricals (``_stored``), given back as text to the queries. Validation figures,
-de-duplication and the machine-open heuristic then run on the frame in memory: nothing is
-written to disk and the input is read a second time only to report rejected rows.
+few values are held as categoricals (``_stored``), given back as text to the queries.
+Validation figures, de-duplication and the machine-open heuristic then run on the frame in
+memory: nothing is written to disk and the input is read a second time only to report
+rejected rows.
 
 Inputs too large for memory (``fits_in_memory``) go through ``sorted_exports`` instead.
 """
