@@ -94,8 +94,10 @@ def _arrow_iso(batch: pl.Series, present: int) -> pl.Series | None:
     Arrow reads them all; else None. The shape keeps out what Arrow reads and the general
     parse does not (``2026-01-30T03:58Z``, ``+05``); what Arrow refuses (a leap second)
     goes to the general parse."""
+    if not present:
+        return None
     shaped = batch.to_frame().lazy().select(pl.first().str.contains(_ISO_EXACT).sum()).collect()
-    if not present or shaped.item() != present:
+    if shaped.item() != present:
         return None
     try:
         parsed = pc.cast(batch.to_arrow(), pa.timestamp("us", "UTC"))

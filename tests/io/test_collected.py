@@ -266,3 +266,26 @@ def test_the_output_order_key_and_its_fallback_agree(monkeypatch: pytest.MonkeyP
     assert collected._output_order(events, duplicates).to_list() == expected
     monkeypatch.setattr(collected, "_KEY_BITS", 8)
     assert collected._output_order(events, duplicates).to_list() == expected
+
+
+def test_only_the_text_it_made_categorical_is_given_back_as_text(tmp_path: Path) -> None:
+    # The compact table holds event types (and the like) as categoricals and gives them back
+    # as text; a column that was a categorical in the input stays one.
+    from engscore.io.events import ingest_to_file
+
+    source = tmp_path / "export.parquet"
+    pl.DataFrame(
+        {
+            "contact_id": ["a@x.com", "b@x.com"],
+            "event_type": ["open", "click"],
+            "timestamp": ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],
+            "tier": ["gold", "silver"],
+        }
+    ).with_columns(pl.col("tier").cast(pl.Categorical)).write_parquet(source)
+    events = collect_exports([str(source)]).events.collect()
+    assert events.schema["event_type"] == pl.String
+    assert isinstance(events.schema["tier"], pl.Categorical)
+    ingest_to_file([str(source)], tmp_path / "ingested.parquet", IngestOptions())
+    written = pl.read_parquet(tmp_path / "ingested.parquet")
+    assert written.schema["event_type"] == pl.String
+    assert isinstance(written.schema["tier"], pl.Categorical)

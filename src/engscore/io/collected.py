@@ -5,7 +5,7 @@ are read, mapped, canonicalised and validated in one streaming pass that keeps, 
 what scoring reads. Contact ids become dense numbers in id order (the numbering ``engscore
 ingest`` writes) through a categorical built in that same pass, without sorting the events;
 event ids and the columns of rows without one become 64-bit duplicate keys; text columns of
-few values are held as categoricals (``_stored``), given back as text to the queries.
+few values are held as categoricals (``_FEW_VALUES``), given back as text to the queries.
 Validation figures, de-duplication and the machine-open heuristic then run on the frame in
 memory: nothing is written to disk and the input is read a second time only to report
 rejected rows.
@@ -141,12 +141,14 @@ def _canonical(sources: list[Source]) -> pl.LazyFrame:
 
 def _compact_query(
     sources: list[Source], columns: set[str] | None, categories: pl.Categories
-) -> pl.LazyFrame:
+) -> tuple[pl.LazyFrame, list[str]]:
     """Canonical rows of every source with the columns the caller reads (``columns``: the
     non-canonical ones to keep, ``event_id`` only when named; None keeps them all), the
-    contact as a categorical, and the duplicate key."""
+    contact as a categorical, and the duplicate key; and the text columns it holds as
+    categoricals (``_FEW_VALUES``; ``_as_read`` gives them back as text)."""
     canonical = _canonical(sources)
-    content = [n for n in canonical.collect_schema().names() if n not in INTERNAL_COLUMNS]
+    schema = canonical.collect_schema()
+    content = [n for n in schema.names() if n not in INTERNAL_COLUMNS]
     kept = [
         name
         for name in content
@@ -156,10 +158,16 @@ def _compact_query(
         or name == "user_agent"
     ]
     machine_heuristic = any(source.heuristic for source in sources)
-    schema = canonical.collect_schema()
-    return canonical.select(
+    categorised = [n for n in kept if n in _FEW_VALUES and schema[n] == pl.String]
+    query = canonical.select(
         pl.col(CONTACT).cast(pl.Categorical(categories)),
-        *(_stored(name, schema[name]) for name in kept if name != CONTACT),
+        *(
+            pl.col(name).cast(pl.Categorical(pl.Categories.random()))
+            if name in categorised
+            else pl.col(name)
+            for name in kept
+            if name != CONTACT
+        ),
         pl.col("event_id").is_not_null().alias(_HAS_ID),
         duplicate_key(content).alias(_DUPLICATE_KEY),
         "_file",
@@ -167,30 +175,14 @@ def _compact_query(
         "_naive",
         *(["_heuristic"] if machine_heuristic else []),
     )
+    return query, categorised
 
 
-#: Text columns of few distinct values, or mostly null, held as categoricals (``_stored``).
+#: Text columns of few distinct values, or mostly null, that the compact table holds as
+#: categoricals: 4 bytes a row and each distinct value once, against a 16-byte view a row
+#: plus the text of every long value (a fifth of the table at 20M events). Not event ids:
+#: a categorical of one value a row would cost more.
 _FEW_VALUES = frozenset({EVENT_TYPE, "campaign_id", "url", "bounce_type", "user_agent"})
-
-
-def _stored(name: str, dtype: pl.DataType) -> pl.Expr:
-    """A column as the compact table holds it: the text of ``_FEW_VALUES`` as a categorical
-    (4 bytes a row and each distinct value once, against a 16-byte view a row plus the text
-    of every long value: a fifth of the table at 20M events), everything else as read (a
-    categorical of event ids, one value a row, would cost more). ``_as_read`` undoes it."""
-    column = pl.col(name)
-    if dtype == pl.String and name in _FEW_VALUES:
-        return column.cast(pl.Categorical(pl.Categories.random()))
-    return column
-
-
-def _texts(frame: pl.DataFrame) -> list[str]:
-    """The columns ``_stored`` made categorical (the contact's excepted: it becomes numbers)."""
-    return [
-        name
-        for name, dtype in frame.schema.items()
-        if isinstance(dtype, pl.Categorical) and name != CONTACT
-    ]
 
 
 def _as_read(texts: list[str]) -> list[pl.Expr]:
@@ -262,25 +254,17 @@ def _contact_numbers(
     return number_of_code, names
 
 
-def _chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
-    """``values`` in chunks of ``like``'s lengths (views, no copy): the queries that read
-    the contact with its number then need not align one column's chunks to the other's."""
-    pieces, start = [], 0
-    for length in like.chunk_lengths():
-        pieces.append(values.slice(start, length))
-        start += length
-    return pl.concat(pieces, rechunk=False) if len(pieces) > 1 else values
-
-
 @dataclass(frozen=True)
 class _Read:
     """What the one pass gives: the valid rows, prepared but for dropping, and reports."""
 
     items: list[InputFile]
     sources: list[Source]
-    #: Valid rows in input order, machine opens flagged, with ``CONTACT_KEY``; text columns
-    #: are categoricals (``_stored``), the bookkeeping columns dropped.
+    #: Valid rows in input order, machine opens flagged, with ``CONTACT_KEY``; the
+    #: bookkeeping columns dropped.
     frame: pl.DataFrame
+    #: The text columns ``frame`` holds as categoricals (``_compact_query``).
+    categorised: list[str]
     #: True for the rows of ``frame`` that duplicate an earlier one.
     duplicates: pl.Series
     #: ``CONTACT_KEY`` (as ``contact_id``) -> ``_contact_text``.
@@ -297,7 +281,7 @@ class _Read:
         Rows are dropped lazily, by the query that reads them: a filtered copy of the whole
         frame would double its memory for a moment.
         """
-        return self.frame.lazy().filter(~self.duplicates).with_columns(_as_read(_texts(self.frame)))
+        return self.frame.lazy().filter(~self.duplicates).with_columns(_as_read(self.categorised))
 
 
 def _read_once(
@@ -316,7 +300,7 @@ def _read_once(
     if check is not None:
         check(_events_schema(sources))
     categories = pl.Categories.random()
-    query = _compact_query(sources, columns, categories)
+    query, categorised = _compact_query(sources, columns, categories)
     try:
         frame = query.collect(engine="streaming")
         per_file, by_reason = _validation(frame)
@@ -337,7 +321,7 @@ def _read_once(
     number_of_code, names = _contact_numbers(categories.to_series(), present)
     # Eager, but added beside the other columns: nothing else is copied.
     numbers = number_of_code.gather(frame[CONTACT].to_physical()).alias(CONTACT_KEY)
-    frame = pl.DataFrame([*frame.get_columns(), _chunked_like(numbers, frame.get_column(CONTACT))])
+    frame = pl.DataFrame([*frame.get_columns(), numbers])
     if any(source.heuristic for source in sources) and options.machine_open_seconds:
         # Before de-duplication, as ``prepare_events``: a dropped copy of a delivery still
         # dates it.
@@ -348,7 +332,9 @@ def _read_once(
     # collect chunks some columns differently from others.)
     dropped = {*INTERNAL_COLUMNS, _HAS_ID, _DUPLICATE_KEY}
     frame = pl.DataFrame([column for column in frame.get_columns() if column.name not in dropped])
-    return _Read(items, sources, frame, duplicates, names, reports, notes, rejected, reasons)
+    return _Read(
+        items, sources, frame, categorised, duplicates, names, reports, notes, rejected, reasons
+    )
 
 
 def collect_exports(
@@ -402,7 +388,7 @@ def ingest_in_memory(
         write_frame(rejects_table(_rejected_rows(read.sources), read.items), written_rejects)
     numbered = fmt == "parquet"
     others = [c for c in _output_columns(read.frame) if c != CONTACT]
-    as_read = _as_read([c for c in _texts(read.frame) if c in others])
+    as_read = _as_read([c for c in read.categorised if c in others])
     metadata = {EVENTS_METADATA_KEY: EVENTS_FORMAT_VERSION}
     if numbered:
         metadata[CONTACT_KEY_METADATA] = CONTACT_KEY_VERSION
@@ -492,7 +478,7 @@ def _output_order(frame: pl.DataFrame, duplicates: pl.Series) -> pl.Series:
     row's position), unique, sorted unstably and the positions read back from its low bits:
     a quarter of a stable sort of a key without the position (which also carried the rows
     along), a ninth of four sort columns with a string among them. The event type is a
-    categorical (``_stored``): its codes are ranked by their text.
+    categorical (``_FEW_VALUES``): its codes are ranked by their text.
     """
     kept = frame.select(CONTACT_KEY, TIMESTAMP, EVENT_TYPE).with_row_index("_row")
     kept = kept.filter(~duplicates)
@@ -511,7 +497,7 @@ def _output_order(frame: pl.DataFrame, duplicates: pl.Series) -> pl.Series:
     type_bits = ranked.len().bit_length()
     time_bits = (last - first).bit_length()
     if int(numbers).bit_length() + time_bits + type_bits + row_bits > _KEY_BITS:
-        # Ages apart at microsecond precision, or numbers past 2**32: four sort keys.
+        # Only for billions of rows or events ages apart: four sort keys.
         keys = [pl.col(CONTACT_KEY), pl.col(TIMESTAMP), pl.col(EVENT_TYPE).cast(pl.String)]
         return kept.sort(keys, maintain_order=True).get_column("_row")
     rank = (
