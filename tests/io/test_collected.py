@@ -268,24 +268,32 @@ def test_the_output_order_key_and_its_fallback_agree(monkeypatch: pytest.MonkeyP
     assert collected._output_order(events, duplicates).to_list() == expected
 
 
-def test_only_the_text_it_made_categorical_is_given_back_as_text(tmp_path: Path) -> None:
+def test_only_the_text_it_made_categorical_is_given_back_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The compact table holds event types (and the like) as categoricals and gives them back
-    # as text; a column that was a categorical in the input stays one.
+    # as text; a column that was a categorical in the input stays one, in memory and through
+    # the on-disk path (whose spill files allow one dictionary a column, and every row group
+    # brings its own).
     from engscore.io.events import ingest_to_file
 
     source = tmp_path / "export.parquet"
     pl.DataFrame(
         {
-            "contact_id": ["a@x.com", "b@x.com"],
-            "event_type": ["open", "click"],
-            "timestamp": ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],
-            "tier": ["gold", "silver"],
+            "contact_id": ["a@x.com", "b@x.com"] * 3,
+            "event_type": ["open", "click"] * 3,
+            "timestamp": ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"] * 3,
+            "tier": ["gold", "silver", "bronze", "gold", "tin", "lead"],
         }
-    ).with_columns(pl.col("tier").cast(pl.Categorical)).write_parquet(source)
+    ).with_columns(pl.col("tier").cast(pl.Categorical)).write_parquet(source, row_group_size=2)
     events = collect_exports([str(source)]).events.collect()
     assert events.schema["event_type"] == pl.String
     assert isinstance(events.schema["tier"], pl.Categorical)
-    ingest_to_file([str(source)], tmp_path / "ingested.parquet", IngestOptions())
-    written = pl.read_parquet(tmp_path / "ingested.parquet")
-    assert written.schema["event_type"] == pl.String
-    assert isinstance(written.schema["tier"], pl.Categorical)
+    written = {}
+    for path, most_rows in (("memory", collected.MAX_ROWS_IN_MEMORY), ("disk", 0)):
+        monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", most_rows)
+        ingest_to_file([str(source)], tmp_path / f"{path}.parquet", IngestOptions())
+        written[path] = pl.read_parquet(tmp_path / f"{path}.parquet")
+        assert written[path].schema["event_type"] == pl.String
+        assert isinstance(written[path].schema["tier"], pl.Categorical)
+    assert written["memory"].equals(written["disk"])

@@ -348,7 +348,10 @@ class _Spill:
     file ``name`` in a temporary folder created (on first write) inside ``folder``.
 
     Rows are conformed to the columns given to ``start`` (for valid rows, the union over the
-    inputs: files may differ in their extra columns). ``remove`` deletes the folder.
+    inputs: files may differ in their extra columns). Categoricals are written as text: an
+    IPC file allows one dictionary per column, and every batch brings its own; ``batches``
+    gives them as text, ``scan`` and ``restore`` as the categoricals they were. ``remove``
+    deletes the folder.
     """
 
     def __init__(self, folder: Path, name: str) -> None:
@@ -366,7 +369,7 @@ class _Spill:
     def write(self, rows: pl.DataFrame) -> None:
         """Append rows (conformed to the columns)."""
         assert self.columns is not None, "start() first"
-        table = conform(rows, self.columns).to_arrow()
+        table = conform(rows, self.columns).cast(self._as_text()).to_arrow()
         if self._writer is None:
             missing = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -377,6 +380,21 @@ class _Spill:
             self._writer = pa.ipc.new_file(self.path, table.schema, options=options)
         self._writer.write_table(table)
 
+    def _as_text(self) -> dict[str, type[pl.String]]:
+        assert self.columns is not None, "start() first"
+        categorical = (pl.Categorical, pl.Enum)
+        return {n: pl.String for n, t in self.columns.items() if isinstance(t, categorical)}
+
+    def restore(self, spilled: pl.LazyFrame) -> pl.LazyFrame:
+        """Rows read from this spill (or from files of its batches) with their categoricals
+        given back."""
+        return spilled.cast({name: self.columns[name] for name in self._as_text()})
+
+    def scan(self) -> pl.LazyFrame:
+        """The rows written, lazily, in the columns' own types."""
+        assert self.path is not None, "nothing written"
+        return self.restore(pl.scan_ipc(self.path))
+
     def close(self) -> None:
         """Finish the file."""
         if self._writer is not None:
@@ -384,7 +402,8 @@ class _Spill:
             self._writer = None
 
     def batches(self) -> Iterator[pl.DataFrame]:
-        """The rows back, one written batch at a time (none when nothing was written)."""
+        """The rows back, one written batch at a time (none when nothing was written), with
+        categoricals as text (``restore`` gives them back)."""
         if self.path is None:
             return
         with pa.ipc.open_file(self.path) as reader:
@@ -528,7 +547,7 @@ def load_exports(
     if rejected and options.on_error == "fail":
         raise rejected_rows_error(rejected, shown, items)
     rejected_rows = (
-        pl.scan_ipc(rejects_spill.path)
+        rejects_spill.scan()
         if rejects_spill is not None and rejects_spill.path is not None
         else combined.filter(
             pl.col("_reject").is_not_null() & (pl.col("_reject") != SKIPPED_ACCOUNT_LEVEL)
@@ -781,9 +800,9 @@ def _write_bucketed(
         elif loaded.contact_bounds:
             ranges = _partition(spill, loaded.contact_bounds, Path(work))
             spill.remove()  # split up: free its disk space now
-            parts = [pl.scan_ipc(path) for path in ranges]
+            parts = [spill.restore(pl.scan_ipc(path)) for path in ranges]
         else:
-            parts = [pl.scan_ipc(spill.path)]
+            parts = [spill.scan()]
         total = len(parts) + 2
         progress(2, total)
         stats: list[pl.DataFrame] = []
