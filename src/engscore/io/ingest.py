@@ -380,15 +380,18 @@ class _Spill:
             self._writer = pa.ipc.new_file(self.path, table.schema, options=options)
         self._writer.write_table(table)
 
-    def _as_text(self) -> dict[str, type[pl.String]]:
+    def _categoricals(self) -> pl.Schema:
         assert self.columns is not None, "start() first"
         categorical = (pl.Categorical, pl.Enum)
-        return {n: pl.String for n, t in self.columns.items() if isinstance(t, categorical)}
+        return pl.Schema({n: t for n, t in self.columns.items() if isinstance(t, categorical)})
+
+    def _as_text(self) -> pl.Schema:
+        return pl.Schema(dict.fromkeys(self._categoricals(), pl.String()))
 
     def restore(self, spilled: pl.LazyFrame) -> pl.LazyFrame:
         """Rows read from this spill (or from files of its batches) with their categoricals
         given back."""
-        return spilled.cast({name: self.columns[name] for name in self._as_text()})
+        return spilled.cast(self._categoricals())
 
     def scan(self) -> pl.LazyFrame:
         """The rows written, lazily, in the columns' own types."""
