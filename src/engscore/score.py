@@ -200,6 +200,9 @@ def _beside(scores: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
 
 #: Events per pass when scoring in contact buckets (bounds memory; see ``compute_scores``).
 SCORE_BUCKET_ROWS = 5_000_000
+#: The same for events held in memory (exports read by ``io.collected``): each pass only
+#: filters the table, and passes half as large take 0.15 GB less at 20M events, no longer.
+IN_MEMORY_BUCKET_ROWS = SCORE_BUCKET_ROWS // 2
 
 
 def _sorted_file_bounds(prepared: PreparedScoring, buckets: int, column: str) -> list[Any] | None:
@@ -417,7 +420,9 @@ def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None
     if carried is not None and carried.how == KEPT:
         # The passes read the recent months and the carried files only.
         rows = carried.rows_read()
-    buckets = max(1, -(-rows // SCORE_BUCKET_ROWS))
+    # Only the in-memory read names contacts in a table of its own.
+    per_pass = SCORE_BUCKET_ROWS if prepared.contact_names is None else IN_MEMORY_BUCKET_ROWS
+    buckets = max(1, -(-rows // per_pass))
     try:
         # The models' fit is Python and numpy (plus a 0.3 s scipy import) while the scoring
         # query runs in Polars' threads without the GIL: running both at once overlaps them.

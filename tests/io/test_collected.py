@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from engscore import score as score_module
 from engscore.config import IngestOptions
 from engscore.errors import DataError
 from engscore.io import collected
@@ -179,9 +180,13 @@ def test_scores_in_memory_equal_scores_through_a_sorted_copy(
         ingest=IngestOptions(on_error="skip"),
     )
     run_score(request, tmp_path / "memory.parquet")
+    # Scored in passes of a few contacts each (the events stay in memory): the same bytes.
+    monkeypatch.setattr(score_module, "IN_MEMORY_BUCKET_ROWS", 3_000)
+    run_score(request, tmp_path / "passes.parquet")
     monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 0)
     run_score(request, tmp_path / "sorted.parquet")
     memory = (tmp_path / "memory.parquet").read_bytes()
+    assert memory == (tmp_path / "passes.parquet").read_bytes()
     assert memory == (tmp_path / "sorted.parquet").read_bytes()
 
 
