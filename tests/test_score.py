@@ -332,4 +332,9 @@ def test_rejected_rows_stop_the_sorted_copy_and_leave_nothing(tmp_path: Path) ->
     skipped = ScoreRequest(events=[str(bad)], as_of=AS_OF, ingest=IngestOptions(on_error="skip"))
     summary = run_score(skipped, output)
     assert summary.files[0].rows_rejected > 0
+    # Left out, not silently: the summary says how many and why.
+    assert any(
+        note.startswith(f"{summary.files[0].rows_rejected} rejected row(s) left out (missing")
+        for note in summary.warnings
+    )
     assert sorted(p.name for p in output.parent.iterdir()) == ["scores.parquet"]

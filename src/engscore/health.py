@@ -36,14 +36,13 @@ from engscore.engine.health import (
 )
 from engscore.errors import ConfigError, DataError
 from engscore.io.events import load_events_sorted
-from engscore.io.ingest import CONTACT_KEY, LoadedEvents
+from engscore.io.ingest import CONTACT_KEY, LoadedEvents, left_out_note
 from engscore.io.outputs import output_format, scratch_folder, write_frame
 from engscore.io.readers import first_line
 from engscore.io.store import read_contact_numbers
 from engscore.providers import load_providers
 from engscore.schema import CONTACT, HEALTH_FLAG, HEALTH_KEYS
 from engscore.timestamps import format_instant, parse_instant
-from engscore.ui import human_int
 
 #: How a group without a key value is named in messages and the report.
 NO_VALUE = {"campaign": "(no campaign)", "provider": "(no domain)", "domain": "(no domain)"}
@@ -249,10 +248,7 @@ def run_health(request: HealthRequest, output: Path | None = None) -> HealthResu
     table = facts.table(by)
     warnings = list(loaded.warnings)
     if loaded.rows_rejected:
-        warnings.append(
-            f"{human_int(loaded.rows_rejected)} rejected row(s) left out (--on-error skip; "
-            "`engscore ingest` writes them to a rejects file)"
-        )
+        warnings.append(left_out_note(loaded.rows_rejected, loaded.reject_reasons))
     if not int(table.get_column("delivered").sum() or 0) + int(table["sent"].sum() or 0):
         window = f"from {format_instant(request.since)} " if request.since else ""
         warnings.append(

@@ -36,6 +36,7 @@ from engscore.io.events import load_events, load_events_sorted
 from engscore.io.ingest import (
     CONTACT_KEY,
     FileReport,
+    left_out_note,
     row_group_ranges,
 )
 from engscore.io.outputs import output_format, scratch_folder, sha256_file, shown_path
@@ -125,6 +126,8 @@ def prepare_scoring(request: ScoreRequest, scratch: Path | None = None) -> Prepa
         loaded = load_events(request.events, request.ingest)
         check(loaded.events.collect_schema())
     warnings += loaded.warnings
+    if loaded.rows_rejected:
+        warnings.append(left_out_note(loaded.rows_rejected, loaded.reject_reasons))
     events = loaded.events
     contacts = None
     if request.contacts_path is not None:

@@ -51,7 +51,7 @@ OnErrorOpt = Annotated[
     OnError | None,
     typer.Option(
         "--on-error",
-        help="Bad rows: fail (default), or skip them into a rejects file.",
+        help="Bad rows: fail (default), or skip them (ingest writes them to a rejects file).",
         show_default=False,
     ),
 ]

@@ -660,7 +660,18 @@ def rejected_rows_error(rejected: int, shown: pl.DataFrame, items: list[InputFil
     more = f" (first {len(shown)}: {examples})"
     return DataError(
         f"{rejected} row{'s' if rejected != 1 else ''} rejected{more}; "
-        "fix them or pass --on-error skip to write them to a rejects file"
+        "fix them or pass --on-error skip to leave them out "
+        "(`engscore ingest` writes them to a rejects file)"
+    )
+
+
+def left_out_note(rejected: int, reasons: dict[str, int]) -> str:
+    """The warning of a command that left rejected rows out (``on_error="skip"``) without
+    writing them anywhere (``score``, ``health``): how many, and why."""
+    why = ", ".join(f"{reason}: {count:,}" for reason, count in sorted(reasons.items()))
+    return (
+        f"{rejected:,} rejected row(s) left out ({why}); "
+        "`engscore ingest --on-error skip` writes them to a rejects file"
     )
 
 

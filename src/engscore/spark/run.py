@@ -12,6 +12,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
 from engscore.errors import ConfigError, DataError
+from engscore.io.ingest import left_out_note
 from engscore.io.readers import first_line, resolve_inputs
 from engscore.io.scores_file import record_last_scores, write_folder_provenance
 from engscore.rules import load_rules
@@ -116,8 +117,5 @@ def run_spark_score(
     table = pl.read_parquet(output / "*.parquet")
     warnings = [*scoring.warnings]
     if scoring.rows_rejected:
-        warnings.append(
-            f"{scoring.rows_rejected:,} row(s) rejected and left out "
-            f"({', '.join(f'{k}: {v:,}' for k, v in sorted(scoring.reject_reasons.items()))})"
-        )
+        warnings.append(left_out_note(scoring.rows_rejected, scoring.reject_reasons))
     return table_summary(table, rules_file, request.as_of, [], warnings, output)
