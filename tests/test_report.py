@@ -235,9 +235,15 @@ def test_report_in_headless_chromium(example_data: Path, tmp_path: Path) -> None
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         svg_count = page.locator("svg").count()
+        # Labels on dark heat-map cells are drawn white: the style sheet must not repaint them.
+        white_labels = page.evaluate(
+            "() => [...document.querySelectorAll('text[fill=\"#ffffff\"]')]"
+            ".map(t => getComputedStyle(t).fill)"
+        )
         browser.close()
     assert [url for url in requests if url != page_file.as_uri()] == []
     assert problems == []
     assert svg_count >= 6
+    assert white_labels and set(white_labels) == {"rgb(255, 255, 255)"}
     assert shot.stat().st_size > 50_000
     _ = datetime  # keep the import for type-checkers of the lambdas above
