@@ -109,32 +109,6 @@ def output_columns(config: Predict) -> tuple[str, str, str]:
     return ("p_alive", f"expected_purchases_{config.period}", "clv")
 
 
-@dataclass(frozen=True)
-class PredictResult:
-    """Predictions per buyer, or why there are none.
-
-    ``frame`` has ``contact_id`` and ``column_names`` (one row per buyer, sorted by contact),
-    or is None when nothing was fitted; ``message`` then says why in plain words. When the
-    purchase model fitted but the spend model did not, ``frame`` is there with a null ``clv``
-    and ``message`` says why.
-    """
-
-    frame: pl.DataFrame | None
-    column_names: tuple[str, str, str]
-    message: str | None
-    purchase_params: BgNbdParams | MbgNbdParams | None = None
-    spend_params: GammaGammaParams | None = None
-    buyers: int = 0
-    repeat_buyers: int = 0
-
-    def describe(self) -> str:
-        """The fitted parameters (or the message) in one or two lines, for the run's note."""
-        parts = [p.describe() for p in (self.purchase_params, self.spend_params) if p is not None]
-        if self.message:
-            parts.append(self.message)
-        return "; ".join(parts)
-
-
 #: The global step's inputs: distinct purchase rows and spend rows, with counts ``n``.
 PURCHASE_ROW_COLUMNS = ("frequency", "recency", "T")
 SPEND_ROW_COLUMNS = ("frequency", "monetary_value")
@@ -172,6 +146,43 @@ class FittedModels:
     spend_params: GammaGammaParams | None = None
     buyers: int = 0
     repeat_buyers: int = 0
+
+    def describe(self) -> str:
+        """The fitted parameters (or the message) in one or two lines, for the run's note."""
+        parts = [p.describe() for p in (self.purchase_params, self.spend_params) if p is not None]
+        if self.message:
+            parts.append(self.message)
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class PredictResult(FittedModels):
+    """Predictions per buyer, or why there are none: the fitted models and their ``frame``.
+
+    ``frame`` has ``contact_id`` and ``column_names`` (one row per buyer, sorted by contact),
+    or is None when nothing was fitted; ``message`` then says why in plain words. When the
+    purchase model fitted but the spend model did not, ``frame`` is there with a null ``clv``
+    and ``message`` says why.
+    """
+
+    frame: pl.DataFrame | None = None
+
+    @classmethod
+    def of(
+        cls, fitted: FittedModels, frame: pl.DataFrame | None = None, note: str | None = None
+    ) -> PredictResult:
+        """``fitted`` with the predictions made from it, and a ``note`` on them added to
+        its message."""
+        message = "; ".join(m for m in (fitted.message, note) if m) or None
+        return cls(
+            fitted.column_names,
+            message,
+            fitted.purchase_params,
+            fitted.spend_params,
+            fitted.buyers,
+            fitted.repeat_buyers,
+            frame=frame,
+        )
 
 
 def _column(rows: pl.DataFrame, name: str) -> FloatArray:
@@ -318,7 +329,7 @@ def predict_contacts(
     """
     names = output_columns(rules.predict)
     if not rules.predict.enabled:
-        return PredictResult(None, names, "predictions are off (predict.enabled: false)")
+        return PredictResult(names, "predictions are off (predict.enabled: false)")
     summary = purchase_summary(events, rules.rfm, as_of, unit_days).collect()
     counted = pl.collect_all(
         [
@@ -328,23 +339,6 @@ def predict_contacts(
     )
     fitted = fit_models(counted[0], counted[1], rules, as_of)
     if fitted.purchase_params is None:
-        return PredictResult(
-            None,
-            names,
-            fitted.message,
-            buyers=fitted.buyers,
-            repeat_buyers=fitted.repeat_buyers,
-        )
+        return PredictResult.of(fitted)
     frame, note = predict_buyers(summary, fitted, rules, unit_days)
-    message = fitted.message
-    if note:
-        message = f"{message}; {note}" if message else note
-    return PredictResult(
-        frame,
-        names,
-        message,
-        fitted.purchase_params,
-        fitted.spend_params,
-        fitted.buyers,
-        fitted.repeat_buyers,
-    )
+    return PredictResult.of(fitted, frame, note)
