@@ -197,7 +197,8 @@ def score_cuts(counts: pl.DataFrame, bins: int, *, descending: bool = False) -> 
     score ``s >= 2`` is reached from one value on: returned for ``s = 2 .. N`` (a score no
     value reaches has no entry).
     """
-    ordered = counts.group_by("value").agg(pl.col("n").sum()).sort("value", descending=descending)
+    merged = merge_value_counts(counts.lazy()).sort("value", descending=descending)
+    ordered = merged.collect()
     total = int(ordered["n"].sum())
     scored = ordered.with_columns(score=1 + (bins * (pl.col("n").cum_sum() - pl.col("n"))) // total)
     values, scores = scored["value"].to_list(), scored["score"].to_list()
