@@ -302,3 +302,29 @@ def test_only_the_text_it_made_categorical_is_given_back_as_text(
         assert written[path].schema["event_type"] == pl.String
         assert isinstance(written[path].schema["tier"], pl.Categorical)
     assert written["memory"].equals(written["disk"])
+
+
+def test_more_event_names_than_one_byte_codes_number(tmp_path: Path) -> None:
+    # Event types are held in one-byte codes: an export with more names than that is read
+    # again with four-byte codes, and gives what the on-disk path gives.
+    rows = [
+        (f"c{i % 7}@x.com", f"custom_{i}", f"2026-10-01T10:{i // 60 % 60:02d}:{i % 60:02d}Z")
+        for i in range(300)
+    ]
+    path = tmp_path / "many.csv"
+    pl.DataFrame(rows, schema=["contact_id", "event_type", "timestamp"], orient="row").write_csv(
+        path
+    )
+    options = IngestOptions()
+    got = _in_memory([str(path)], options)
+    assert got.equals(_on_disk([str(path)], options))
+    assert got["event_type"].n_unique() == 300
+
+
+def test_narrow_codes_running_out_is_recognised() -> None:
+    # The retry with four-byte codes hangs on Polars' wording of this error.
+    narrow = pl.Categorical(pl.Categories.random(physical=pl.UInt8))
+    with pytest.raises(pl.exceptions.ComputeError) as caught:
+        pl.Series([f"v{i}" for i in range(300)]).cast(narrow)
+    assert collected._too_many(caught.value)
+    assert not collected._too_many(pl.exceptions.ComputeError("something else"))
