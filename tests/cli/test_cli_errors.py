@@ -104,3 +104,15 @@ def test_run_with_nothing_to_score_and_a_config_that_is_not_a_mapping(workdir: P
     (workdir / "p" / "engscore.yaml").write_text("- inputs\n")
     code, out = run("run", "-c", "p/engscore.yaml")
     assert code == 2 and "engscore.yaml:1: a project config is a mapping" in out
+
+
+def test_score_of_a_broken_parquet_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The in-memory read scans Parquet in pieces after reading the footer itself: a broken
+    # file still fails with the reader's one-line error, and writes nothing.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1" + b"\0" * 8 + b"garbagePAR1")
+    code, out = run("score", "broken.parquet", "-o", "scores.csv")
+    assert code == 1
+    assert out.startswith("error: broken.parquet: cannot read: ")
+    assert len(out.strip().splitlines()) == 1
+    assert not (tmp_path / "scores.csv").exists()

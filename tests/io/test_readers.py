@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from engscore.errors import ConfigError, DataError
+from engscore.io import readers
 from engscore.io.readers import detect_format, resolve_inputs, scan_file
 
 ROWS = [
@@ -116,3 +118,26 @@ def test_missing_inputs(tmp_path: Path) -> None:
     (tmp_path / "x.xls").write_text("x")
     with pytest.raises(DataError, match="x.xls: unknown file type"):
         resolve_inputs([str(tmp_path / "x.xls")])
+
+
+def test_a_parquet_file_in_pieces_gives_every_row_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Row groups of 2, 2, 2, 2, 2 and 7 rows; pieces of whole groups up to 4 rows: 4, 4, 2
+    # and the large group on its own.
+    path = tmp_path / "export.parquet"
+    frame = pl.DataFrame({"n": range(17), "s": [f"v{i}" for i in range(17)]})
+    with pq.ParquetWriter(path, frame.to_arrow().schema) as writer:
+        writer.write_table(frame.head(10).to_arrow(), row_group_size=2)
+        writer.write_table(frame.tail(7).to_arrow(), row_group_size=7)
+    monkeypatch.setattr(readers, "PIECE_ROWS", 4)
+    item = resolve_inputs([str(path)])[0]
+    pieces = scan_file(item, in_pieces=True)
+    plan = pieces.explain(engine="streaming")
+    assert plan.count("Parquet SCAN") == 4
+    for slice_ in ("offset: 0, len: 4", "offset: 4, len: 4", "offset: 8, len: 2"):
+        assert slice_ in plan
+    assert "offset: 10, len: 7" in plan
+    assert pieces.collect(engine="streaming").equals(frame)
+    assert pieces.collect().equals(frame)
+    assert scan_file(item).collect().equals(frame)

@@ -282,10 +282,13 @@ class Source:
         return self.canonical(self.raw)
 
 
-def plan_sources(items: list[InputFile], options: IngestOptions) -> list[Source]:
+def plan_sources(
+    items: list[InputFile], options: IngestOptions, in_pieces: bool = False
+) -> list[Source]:
+    """Each input's scan, preset and zone (``in_pieces``: see ``readers.scan_file``)."""
     sources: list[Source] = []
     for index, item in enumerate(items):
-        raw = scan_file(item, options.encoding)
+        raw = scan_file(item, options.encoding, in_pieces)
         schema = collect_schema(raw, item.path)
         preset, detected = choose_preset(item, schema, options)
         zone = options.timezone or preset.timezone or "UTC"

@@ -19,6 +19,8 @@ from typing import Any
 
 import fastexcel
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engscore.errors import ConfigError, DataError
 from engscore.io.json_records import read_json_records
@@ -163,8 +165,44 @@ def _csv_from_other_encoding(item: InputFile, separator: str, encoding: str) -> 
     return frame.lazy()
 
 
-def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
-    """Scan one file into a LazyFrame with nested structs flattened to ``a.b`` columns."""
+#: Rows of a Parquet file that ``scan_file(..., in_pieces=True)`` reads at a time, about.
+PIECE_ROWS = 1_000_000
+
+
+def _parquet_in_pieces(path: Path) -> pl.LazyFrame:
+    """A Parquet file scanned as consecutive pieces of whole row groups, about
+    ``PIECE_ROWS`` rows each (a larger row group is a piece of its own), one after another.
+
+    Polars' streaming reader decodes whole row groups, the next ones while the first is
+    processed: a 1M-row group of an export is 0.2 GB decoded, and reading one piece at a
+    time took a third less peak memory over the one pass of a 20M-event export, at the
+    same speed. Only for reading every row: a filter cannot skip row groups through a piece
+    (it applies after the slice).
+    """
+    try:
+        footer = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return pl.scan_parquet(path)  # the read reports what is wrong with the file
+    pieces: list[tuple[int, int]] = []
+    start = rows = 0
+    for index in range(footer.num_row_groups):
+        group = footer.row_group(index).num_rows
+        if rows and rows + group > PIECE_ROWS:
+            pieces.append((start, rows))
+            start, rows = start + rows, 0
+        rows += group
+    pieces.append((start, rows))
+    if len(pieces) == 1:
+        return pl.scan_parquet(path)
+    return pl.concat([pl.scan_parquet(path).slice(first, count) for first, count in pieces])
+
+
+def scan_file(item: InputFile, encoding: str = "utf-8", in_pieces: bool = False) -> pl.LazyFrame:
+    """Scan one file into a LazyFrame with nested structs flattened to ``a.b`` columns.
+
+    ``in_pieces``: a Parquet file is read a million rows at a time (``_parquet_in_pieces``),
+    for queries that read all of it.
+    """
     head = _check_content(item)
     path = str(item.path)
     if item.format in ("csv", "tsv"):
@@ -175,7 +213,7 @@ def scan_file(item: InputFile, encoding: str = "utf-8") -> pl.LazyFrame:
         else:
             frame = pl.scan_csv(path, separator=separator, infer_schema=False)
     elif item.format == "parquet":
-        frame = pl.scan_parquet(path)
+        frame = _parquet_in_pieces(item.path) if in_pieces else pl.scan_parquet(path)
     elif item.format == "xlsx":
         frame = read_xlsx(item).lazy()
     else:
