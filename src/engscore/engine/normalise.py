@@ -269,7 +269,9 @@ def keyed_duplicates(frame: pl.DataFrame, contact: str, has_id: str, key: str) -
     """
     keys = frame.get_column(key)
     ordered = keys.sort()
-    repeated = ordered.filter(ordered == ordered.shift(1))
+    # Each key beside the one before it: two views of the sorted copy, not a shifted copy.
+    following = ordered.slice(1)
+    repeated = following.filter(following == ordered.slice(0, following.len()))
     if repeated.is_empty():
         return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
     maybe = keys.is_in(repeated.unique().implode())
