@@ -338,3 +338,14 @@ def test_rejected_rows_stop_the_sorted_copy_and_leave_nothing(tmp_path: Path) ->
         for note in summary.warnings
     )
     assert sorted(p.name for p in output.parent.iterdir()) == ["scores.parquet"]
+
+
+def test_what_describes_a_scoring_holds_no_event(example_data: Path, tmp_path: Path) -> None:
+    # `engscore score` makes and writes the scores table after the passes with this copy,
+    # so that the events read into memory are freed first.
+    prepared = prepare_scoring(request(example_data), tmp_path)
+    described = prepared.without_events()
+    assert described.events.collect().is_empty()
+    assert described.events.collect_schema() == prepared.events.collect_schema()
+    assert described.keyed is None
+    assert (described.rules_file, described.files) == (prepared.rules_file, prepared.files)

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,11 @@ class PreparedScoring:
     contact_names: pl.DataFrame | None = None
     #: The events are sorted by contact, then time (one ``engscore ingest`` output).
     presorted: bool = False
+
+    def without_events(self) -> PreparedScoring:
+        """This preparation with no event (the same columns): for what only describes the
+        scoring (provenance, summary), so that it does not hold events read into memory."""
+        return replace(self, events=pl.LazyFrame(schema=self.events.collect_schema()), keyed=None)
 
 
 @dataclass(frozen=True)
@@ -414,6 +419,42 @@ def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None
     reason joins the warnings. ``carry_in``: the store whose carried state the scoring may
     use and keep (``engscore run``).
     """
+    return score_passes(prepared, carry_in).finish()
+
+
+@dataclass(frozen=True)
+class ScoredPasses:
+    """What the passes over the events give (``score_passes``): the scores still keyed as
+    the passes keyed them, beside the predictions; ``finish`` makes the scores table. The
+    events are no longer read: dropping them first frees their memory for the finish."""
+
+    scores: pl.DataFrame
+    #: Contact number -> text id, when the passes keyed contacts by number.
+    ids: pl.DataFrame | None
+    predicted: PredictResult
+    carried: str | None
+    warnings: tuple[str, ...]
+
+    def finish(self) -> ScoredContacts:
+        """The scores table: predictions beside the scores, the text ids back, by id."""
+        scores = self.scores
+        names = list(self.predicted.column_names)
+        try:
+            if self.predicted.frame is None:
+                scores = scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)
+            else:
+                scores = _beside(scores, self.predicted.frame.select(CONTACT, *names))
+            if self.ids is not None:
+                columns = scores.get_columns()
+                del scores  # the columns are the only reference: sorting can free them one by one
+                scores = _with_contact_ids(columns, self.ids)
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(f"cannot score: {first_line(exc)}") from exc
+        return ScoredContacts(scores, self.predicted, self.carried, self.warnings)
+
+
+def score_passes(prepared: PreparedScoring, carry_in: EventStore | None = None) -> ScoredPasses:
+    """The passes of ``compute_scores`` over the events, and the models' fit beside them."""
     rules = prepared.rules_file.rules
     as_of = prepared.request.as_of
     rows = sum(f.rows_read for f in prepared.files)
@@ -452,15 +493,6 @@ def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None
                 ids = naming.result()
             elif id_table is not None:
                 ids = id_table
-        names = list(predicted.column_names)
-        if predicted.frame is None:
-            scores = scores.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names)
-        else:
-            scores = _beside(scores, predicted.frame.select(CONTACT, *names))
-        if ids is not None:
-            columns = scores.get_columns()
-            del scores  # the columns are the only reference: sorting can free them one by one
-            scores = _with_contact_ids(columns, ids)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot score: {first_line(exc)}") from exc
     finally:
@@ -469,7 +501,7 @@ def compute_scores(prepared: PreparedScoring, carry_in: EventStore | None = None
     warnings = prepared.warnings
     if predicted.message and rules.predict.enabled:
         warnings = (*warnings, predicted.message)
-    return ScoredContacts(scores, predicted, how_carried, warnings)
+    return ScoredPasses(scores, ids, predicted, how_carried, warnings)
 
 
 @dataclass(frozen=True)
@@ -600,13 +632,19 @@ def run_score(
     output_format(output)  # a bad output name fails before any work
     with scratch_folder(output) as scratch:
         prepared = prepare_scoring(request, scratch)
+        # What follows the passes does not read the events: this one drops them, and the
+        # memory of the events read into memory goes back before the scores table is made.
+        described = prepared.without_events()
         # Hashing the inputs for the provenance reads them once more: it overlaps the scoring.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hashing = pool.submit(provenance, prepared, root)
-            scored = compute_scores(prepared, carry_in)
+            hashing = pool.submit(provenance, described, root)
+            passes = score_passes(prepared, carry_in)
+            del prepared
+            scored = passes.finish()
+            del passes
             made_from = hashing.result()
             # The summary needs only the table: it is made while the file is written.
-            summarising = pool.submit(summarise, scored, prepared, output)
+            summarising = pool.submit(summarise, scored, described, output)
             write_scores(scored.table, output, made_from, record_in)
         return summarising.result()
 
