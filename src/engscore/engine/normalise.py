@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from engscore import timestamps
-from engscore.presets.base import ACCOUNT_LEVEL, by_distinct_values, parse_bool
+from engscore.presets.base import ACCOUNT_LEVEL, parse_bool
 from engscore.schema import BOUNCE_TYPES, CANONICAL_SCHEMA, CONTACT
 
 #: Bookkeeping columns, never written out.
@@ -61,17 +61,6 @@ def _clean_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return pl.when(text.str.len_bytes() > 0).then(text)
 
 
-def _few_values(cleaned: pl.Expr, raw: pl.Expr) -> pl.Expr:
-    """``cleaned`` (an expression of the text column ``raw`` alone) for a column of few
-    distinct values (event names, bounce types), by ``by_distinct_values``."""
-    name = raw.meta.output_name()
-
-    def clean(values: pl.Series) -> pl.Series:
-        return values.to_frame(name).select(cleaned).to_series()
-
-    return by_distinct_values(raw, clean, pl.String())
-
-
 def _optional_text(schema: pl.Schema, name: str) -> pl.Expr:
     if name not in schema:
         return pl.lit(None, dtype=pl.String)
@@ -92,9 +81,9 @@ def canonicalise(
     schema = mapped.collect_schema()
     ts_type = schema["timestamp"]
     contact = _clean_text(pl.col("contact_id"), schema["contact_id"])
+    # Event names and bounce types are cleaned row by row: per distinct value
+    # (``by_distinct_values``) took 0.8 s more of the 20M-row CSV's one pass.
     event = _clean_text(pl.col("event_type"), schema["event_type"]).str.to_lowercase()
-    if isinstance(schema["event_type"], pl.String):
-        event = _few_values(event, pl.col("event_type"))
     parsed_ts = timestamps.to_utc(pl.col("timestamp"), ts_type, timezone)
     if isinstance(ts_type, pl.String):
         raw_ts = pl.col("timestamp").str.strip_chars()
@@ -122,8 +111,6 @@ def canonicalise(
         machine = parse_bool(pl.col("is_machine"))
     bounce = _optional_text(schema, "bounce_type").str.to_lowercase()
     bounce = pl.when(bounce.is_in(BOUNCE_TYPES)).then(bounce)
-    if isinstance(schema.get("bounce_type"), pl.String):
-        bounce = _few_values(bounce, pl.col("bounce_type"))
     extras = [
         name
         for name, dtype in schema.items()

