@@ -127,10 +127,10 @@ def test_the_cheap_shapes_parse_as_the_general_parse(values: list[str | None]) -
     # general parse (every format on every row) gives, and the same naive flags.
     frame = pl.DataFrame({"t": values}, schema={"t": pl.String})
     column = pl.col("t")
-    got = frame.select(
-        timestamps.parse_string(column, "Europe/Paris"),
-        timestamps.is_naive_string(column).fill_null(False).alias("naive"),
-    )
+    got = frame.select(timestamps.parse_string(column, "Europe/Paris"))
+    flagged = frame.select(timestamps.parse_string_flagged(column, "Europe/Paris")).unnest("t")
+    assert flagged[timestamps.PARSED].equals(got["t"], check_names=False)
+    got = got.with_columns(naive=flagged[timestamps.NAIVE])
     cleaned = column.str.strip_chars()
     general = ~cleaned.str.contains(timestamps._NUMBER) & ~cleaned.str.contains(timestamps._OFFSET)
     expected = frame.select(
