@@ -80,8 +80,19 @@ def _optional_text(schema: pl.Schema, name: str) -> pl.Expr:
     return _clean_text(pl.col(name), schema[name])
 
 
+def canonical_contact(contact: pl.Expr) -> pl.Expr:
+    """A trimmed contact id as engscore keys it: e-mail addresses (with ``@``) lower-cased,
+    other ids (CRM keys) as they are."""
+    is_email = contact.str.contains("@", literal=True)
+    return pl.when(is_email).then(contact.str.to_lowercase()).otherwise(contact)
+
+
 def canonicalise(
-    mapped: pl.LazyFrame, file_index: int, timezone: str, heuristic_machine_opens: bool
+    mapped: pl.LazyFrame,
+    file_index: int,
+    timezone: str,
+    heuristic_machine_opens: bool,
+    contacts_as_read: bool = False,
 ) -> pl.LazyFrame:
     """Type the canonical columns of one mapped file and give each row a reject reason or null.
 
@@ -89,7 +100,8 @@ def canonicalise(
     Events the preset marked account-level get the reason ``SKIPPED_ACCOUNT_LEVEL``: ingest
     counts them as skipped, never as rejected. The expressions read the mapped columns,
     canonical text trimmed once (``_trimmed``). Typed input (Parquet) skips the text clean-up
-    that CSV needs.
+    that CSV needs. ``contacts_as_read``: contact ids trimmed only, for a caller that applies
+    ``canonical_contact`` to each distinct id instead of each row (``io.collected``).
     """
     schema = mapped.collect_schema()
     ts_type = schema["timestamp"]
@@ -169,9 +181,8 @@ def canonicalise(
         .when(pl.col(_BAD_AMOUNT))
         .then(pl.lit(BAD_AMOUNT))
     )
-    is_email = contact.str.contains("@", literal=True)
     return cleaned.select(
-        pl.when(is_email).then(contact.str.to_lowercase()).otherwise(contact).alias("contact_id"),
+        (contact if contacts_as_read else canonical_contact(contact)).alias("contact_id"),
         event.alias("event_type"),
         parsed_ts.alias("timestamp"),
         *(_optional_text(schema, name).alias(name) for name in ("event_id", "campaign_id", "url")),

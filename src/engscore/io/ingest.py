@@ -270,11 +270,20 @@ class Source:
     #: The export has no machine flag of its own: apply the heuristic.
     heuristic: bool
 
-    def canonical(self, raw: pl.LazyFrame, first_row: int = 0) -> pl.LazyFrame:
-        """``raw`` rows of this file (starting at row ``first_row``) as canonical events."""
+    def canonical(
+        self, raw: pl.LazyFrame, first_row: int = 0, contacts_as_read: bool = False
+    ) -> pl.LazyFrame:
+        """``raw`` rows of this file (starting at row ``first_row``) as canonical events
+        (``contacts_as_read``: see ``canonicalise``)."""
         ctx = MapContext(source=self.item.path, timezone=self.zone)
         mapped = self.preset.mapper(_line_numbers(raw, self.item, first_row), self.schema, ctx)
-        return canonicalise(mapped, self.index, self.zone, heuristic_machine_opens=self.heuristic)
+        return canonicalise(
+            mapped,
+            self.index,
+            self.zone,
+            heuristic_machine_opens=self.heuristic,
+            contacts_as_read=contacts_as_read,
+        )
 
     @property
     def events(self) -> pl.LazyFrame:
