@@ -209,8 +209,9 @@ def _beside(scores: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
 #: Events per pass when scoring in contact buckets (bounds memory; see ``compute_scores``).
 SCORE_BUCKET_ROWS = 5_000_000
 #: The same for events held in memory (exports read by ``io.collected``): passes half as
-#: large keep the scoring under the read's peak (0.1 GB less at 20M events, for about 5%
-#: more time: each pass filters the whole table).
+#: large hold less beside the table (each pass filters the whole table). With the Parquet
+#: read in pieces they no longer set the 20M export's peak (5M passes: 1.42-1.47 GB against
+#: 1.44-1.50 GB, within noise), but the 20M CSV's: 1.50 GB against 1.63 GB with 5M.
 IN_MEMORY_BUCKET_ROWS = SCORE_BUCKET_ROWS // 2
 
 
