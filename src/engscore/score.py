@@ -52,7 +52,7 @@ from engscore.rules import (
     default_rules_text,
     load_rules,
 )
-from engscore.schema import CONTACT
+from engscore.schema import CONTACT, EVENT_TYPE
 from engscore.timestamps import format_instant
 
 PERCENTILES = (0.10, 0.25, 0.50, 0.75, 0.90, 0.99)
@@ -124,8 +124,10 @@ def prepare_scoring(request: ScoreRequest, scratch: Path | None = None) -> Prepa
         check_columns(rules_file, schema)
 
     if scratch is not None:
+        columns = rules_file.rules.columns_read
+        # Rules that never read the event type as text compare it with names only.
         loaded = load_events_sorted(
-            request.events, scratch, request.ingest, rules_file.rules.columns_read, check
+            request.events, scratch, request.ingest, columns, check, EVENT_TYPE not in columns
         )
     else:
         loaded = load_events(request.events, request.ingest)

@@ -190,6 +190,69 @@ def test_scores_in_memory_equal_scores_through_a_sorted_copy(
     assert memory == (tmp_path / "sorted.parquet").read_bytes()
 
 
+def test_scores_in_memory_equal_scores_through_a_sorted_copy_when_a_rule_reads_the_type(
+    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A condition that reads the event type as text: the in-memory read gives it back as
+    # text then (the scoring passes keep its categorical codes only for rules that do not).
+    rules = tmp_path / "typed.yaml"
+    rules.write_text(
+        "version: 1\n"
+        "engaged_events: [open, click, page_view]\n"
+        "points:\n"
+        "  - name: pages\n"
+        "    event: [page_view, form_submit]\n"
+        "    where: \"event_type LIKE 'page%' OR upper(event_type) = 'FORM_SUBMIT'\"\n"
+        "    points: 5\n"
+        "  - name: clicked\n"
+        "    event: click\n"
+        "    points: 2\n"
+    )
+    # Not an ingest output (which is scored as it is): read into memory.
+    source = tmp_path / "shuffled.parquet"
+    events = pl.read_parquet(example_data / "events.parquet")
+    events.sample(fraction=1.0, shuffle=True, seed=5).write_parquet(source)
+    request = ScoreRequest(events=[str(source)], as_of=AS_OF, rules_path=rules)
+    run_score(request, tmp_path / "memory.parquet")
+    monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 0)
+    run_score(request, tmp_path / "sorted.parquet")
+    memory = (tmp_path / "memory.parquet").read_bytes()
+    assert memory == (tmp_path / "sorted.parquet").read_bytes()
+    assert pl.read_parquet(tmp_path / "memory.parquet")["score"].sum() > 0
+
+
+def test_event_types_stay_codes_only_when_asked(tmp_path: Path) -> None:
+    inputs = [str(_raw_export(tmp_path))]
+    coded = collect_exports(inputs, IngestOptions(), event_type_codes=True)
+    assert coded.keyed is not None
+    assert isinstance(coded.keyed.collect_schema()["event_type"], pl.Categorical)
+    assert coded.events.collect_schema()["event_type"] == pl.String
+    as_text = collect_exports(inputs, IngestOptions())
+    assert as_text.keyed is not None
+    assert as_text.keyed.collect_schema()["event_type"] == pl.String
+    # The same events either way, but for the type's dtype.
+    assert (
+        coded.keyed.collect()
+        .with_columns(pl.col("event_type").cast(pl.String))
+        .equals(as_text.keyed.collect())
+    )
+
+
+def test_contact_numbers_are_dense_in_key_order_and_shared_by_case_variants() -> None:
+    ids = pl.Series(["b@x.com", "CRM-1", "A@X.com", "crm-1", "a@x.com", "B@x.COM", "c@x.com"])
+    number_of_code, names = collected._contact_numbers(ids)
+    assert names["_contact_text"].to_list() == ["CRM-1", "a@x.com", "b@x.com", "c@x.com", "crm-1"]
+    assert names[CONTACT].to_list() == [0, 1, 2, 3, 4]
+    assert number_of_code.to_list() == [2, 0, 1, 4, 1, 2, 3]
+    # Only the codes the kept rows use get a number; the others stay null.
+    present = pl.Series([6, 0, 0, 5], dtype=pl.UInt32)
+    number_of_code, names = collected._contact_numbers(ids, present)
+    assert names["_contact_text"].to_list() == ["b@x.com", "c@x.com"]
+    assert number_of_code.to_list() == [0, None, None, None, None, 0, 1]
+    empty, no_names = collected._contact_numbers(pl.Series([], dtype=pl.String))
+    assert empty.len() == 0 and no_names.height == 0
+
+
 def test_the_size_estimate_picks_the_path(tmp_path: Path) -> None:
     path = _raw_export(tmp_path)
     parquet = tmp_path / "raw.parquet"

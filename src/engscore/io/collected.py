@@ -311,9 +311,15 @@ def _contact_numbers(
         else present.drop_nulls().unique().sort().cast(pl.UInt32)
     )
     keys = pl.select(canonical_contact(pl.lit(ids.gather(codes)))).to_series()
-    contacts = keys.unique().sort()
-    # A key's place among the sorted distinct keys is its number.
-    numbers = contacts.search_sorted(keys).cast(pl.UInt32)
+    # A key's place among the sorted distinct keys is its number: one sort of the keys, each
+    # numbered by the distinct keys before it (a third of the time of a binary search of
+    # every key among the distinct ones: 0.4 s against 1.2 s for 840k ids).
+    order = keys.arg_sort()
+    ordered = keys.gather(order)
+    first = ordered.ne_missing(ordered.shift(1))
+    contacts = ordered.filter(first)
+    numbers = pl.repeat(0, keys.len(), dtype=pl.UInt32, eager=True)
+    numbers = numbers.scatter(order, first.cast(pl.UInt32).cum_sum() - 1)
     number_of_code = pl.Series(CONTACT_KEY, [None] * ids.len(), dtype=pl.UInt32)
     number_of_code = number_of_code.scatter(codes, numbers)
     dense = pl.int_range(contacts.len(), dtype=pl.UInt32, eager=True)
@@ -341,9 +347,9 @@ class _Read:
     rows_rejected: int
     reject_reasons: dict[str, int]
 
-    @property
-    def events(self) -> pl.LazyFrame:
-        """The events without duplicates and bookkeeping columns, with ``CONTACT_KEY``.
+    def events(self, coded: frozenset[str] = frozenset()) -> pl.LazyFrame:
+        """The events without duplicates and bookkeeping columns, with ``CONTACT_KEY``; the
+        columns held as categoricals given back as text, but those named in ``coded``.
 
         Rows are dropped lazily, by the query that reads them: a filtered copy of the whole
         frame would double its memory for a moment. The contact ids are found from the
@@ -354,7 +360,7 @@ class _Read:
             self.frame.lazy()
             .filter(~self.duplicates)
             .select(ids.alias(CONTACT), pl.all())
-            .with_columns(_as_read(self.categorised))
+            .with_columns(_as_read([c for c in self.categorised if c not in coded]))
         )
 
 
@@ -440,19 +446,23 @@ def collect_exports(
     options: IngestOptions | None = None,
     columns: set[str] | None = None,
     check: Callable[[pl.Schema], None] | None = None,
+    event_type_codes: bool = False,
 ) -> LoadedEvents:
     """The exports read in one pass into memory, validated, de-duplicated and numbered.
 
     The same rows, reports and errors as ``load_exports`` followed by ``prepare_events``.
     ``columns``: the non-canonical input columns the caller reads (None: all); ``check`` is
     called with the events' whole schema before any row is read. The result's ``keyed``
-    events carry contact numbers and ``contact_names`` maps them back to ids.
+    events carry contact numbers and ``contact_names`` maps them back to ids;
+    ``event_type_codes``: their ``event_type`` stays a categorical, for a caller that only
+    compares it with names (the scoring's type tests then compare integers: a fifth of its
+    passes' time at 20M events), never reads it as text.
     """
     read = _read_once(inputs, options or IngestOptions(), columns, check)
-    events = read.events
+    events = read.events()
     return LoadedEvents(
         valid=events.with_columns(pl.col(CONTACT).cast(pl.String)).drop(CONTACT_KEY),
-        keyed=events,
+        keyed=read.events(frozenset({EVENT_TYPE}) if event_type_codes else frozenset()),
         contact_names=read.names,
         files=read.reports,
         rejects=no_rejects(),

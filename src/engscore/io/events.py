@@ -38,18 +38,19 @@ def load_events_sorted(
     options: IngestOptions | None = None,
     columns: set[str] | None = None,
     check: Callable[[pl.Schema], None] | None = None,
+    event_type_codes: bool = False,
 ) -> LoadedEvents:
     """``load_events`` for a whole scoring: a store or an ``engscore ingest`` output as it
-    is; other exports read once into memory (``collect_exports``: ``columns`` and ``check``
-    are its), or, when too large for that, sorted by contact into ``scratch`` first
-    (``sorted_exports``), so that the scoring reads them once."""
+    is; other exports read once into memory (``collect_exports``: ``columns``, ``check`` and
+    ``event_type_codes`` are its), or, when too large for that, sorted by contact into
+    ``scratch`` first (``sorted_exports``), so that the scoring reads them once."""
     options = options or IngestOptions()
     check_options(options)
     if len(inputs) == 1 and is_store(Path(inputs[0])):
         return store_events(EventStore(Path(inputs[0])))
     ingested = ingested_output(inputs, options)
     if ingested is None and fits_in_memory(inputs):
-        return collect_exports(inputs, options, columns, check)
+        return collect_exports(inputs, options, columns, check, event_type_codes)
     loaded = ingested or sorted_exports(inputs, scratch, options)
     if check is not None:
         check(loaded.events.collect_schema())
