@@ -116,6 +116,7 @@ SHAPES = st.sampled_from(
         "9999-12-31T23:59:59.999999+01:00",
         "1.5e9",
         "",
+        "  ",
         "tomorrow",
     ]
 )
@@ -130,12 +131,13 @@ def test_the_cheap_shapes_parse_as_the_general_parse(values: list[str | None]) -
     got = frame.select(timestamps.parse_string(column, "Europe/Paris"))
     flagged = frame.select(timestamps.parse_string_flagged(column, "Europe/Paris")).unnest("t")
     assert flagged[timestamps.PARSED].equals(got["t"], check_names=False)
-    got = got.with_columns(naive=flagged[timestamps.NAIVE])
+    got = got.with_columns(naive=flagged[timestamps.NAIVE], blank=flagged[timestamps.BLANK])
     cleaned = column.str.strip_chars()
     general = ~cleaned.str.contains(timestamps._NUMBER) & ~cleaned.str.contains(timestamps._OFFSET)
     expected = frame.select(
         timestamps._parse_string(column, "Europe/Paris", None),
         general.fill_null(False).alias("naive"),
+        (cleaned == "").fill_null(False).alias("blank"),
     )
     assert got.equals(expected)
     for shape in ("2026-01-30T03:58:31.075Z", "2026-01-30T03:58:31+02:00", "1769745511"):

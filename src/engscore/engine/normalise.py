@@ -162,9 +162,9 @@ def canonicalise(
     )
     raw_ts = pl.col("_raw_timestamp")
     if isinstance(ts_type, pl.String):
-        # Blank, tested on the text as read: the stripped copy is made only where a query
-        # reads it (reports of rejected rows), not for every row of the one pass.
-        missing_ts = pl.col("timestamp").is_null() | pl.col("timestamp").str.contains(r"^\s*$")
+        # Blank, as the parse found it: the stripped copy is made only where a query reads
+        # it (reports of rejected rows), not for every row of the one pass.
+        missing_ts = pl.col("timestamp").is_null() | parsed_ts.struct.field(timestamps.BLANK)
         naive = parsed_ts.struct.field(timestamps.NAIVE)
         parsed_ts = parsed_ts.struct.field(timestamps.PARSED)
     reject = (
