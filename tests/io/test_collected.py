@@ -147,6 +147,7 @@ def test_a_rules_check_runs_before_any_row_is_read(tmp_path: Path) -> None:
 
 
 RULES = Path(__file__).parents[2] / "rules"
+FIXTURE_RULES = Path(__file__).parents[1] / "fixtures" / "rules"
 
 
 @pytest.mark.parametrize(
@@ -155,13 +156,15 @@ RULES = Path(__file__).parents[2] / "rules"
         ("default.yaml", False, False),
         ("b2b-lead-scoring.yaml", True, False),  # profile rules: scored on the text ids
         ("b2c-newsletter.yaml", False, True),  # the generator's messy CSV, rows skipped
+        # A condition reading the event type as text: the passes get text, not type codes.
+        (FIXTURE_RULES / "type_as_text.yaml", False, False),
     ],
 )
 def test_scores_in_memory_equal_scores_through_a_sorted_copy(
     example_data: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    rules: str,
+    rules: str | Path,
     with_contacts: bool,
     raw: bool,
 ) -> None:
@@ -187,36 +190,6 @@ def test_scores_in_memory_equal_scores_through_a_sorted_copy(
     run_score(request, tmp_path / "sorted.parquet")
     memory = (tmp_path / "memory.parquet").read_bytes()
     assert memory == (tmp_path / "passes.parquet").read_bytes()
-    assert memory == (tmp_path / "sorted.parquet").read_bytes()
-
-
-def test_scores_in_memory_equal_scores_through_a_sorted_copy_when_a_rule_reads_the_type(
-    example_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A condition that reads the event type as text: the in-memory read gives it back as
-    # text then (the scoring passes keep its categorical codes only for rules that do not).
-    rules = tmp_path / "typed.yaml"
-    rules.write_text(
-        "version: 1\n"
-        "engaged_events: [open, click, page_view]\n"
-        "points:\n"
-        "  - name: pages\n"
-        "    event: [page_view, form_submit]\n"
-        "    where: \"event_type LIKE 'page%' OR upper(event_type) = 'FORM_SUBMIT'\"\n"
-        "    points: 5\n"
-        "  - name: clicked\n"
-        "    event: click\n"
-        "    points: 2\n"
-    )
-    # Not an ingest output (which is scored as it is): read into memory.
-    source = tmp_path / "shuffled.parquet"
-    events = pl.read_parquet(example_data / "events.parquet")
-    events.sample(fraction=1.0, shuffle=True, seed=5).write_parquet(source)
-    request = ScoreRequest(events=[str(source)], as_of=AS_OF, rules_path=rules)
-    run_score(request, tmp_path / "memory.parquet")
-    monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", 0)
-    run_score(request, tmp_path / "sorted.parquet")
-    memory = (tmp_path / "memory.parquet").read_bytes()
     assert memory == (tmp_path / "sorted.parquet").read_bytes()
     assert pl.read_parquet(tmp_path / "memory.parquet")["score"].sum() > 0
 
