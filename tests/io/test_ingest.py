@@ -164,6 +164,25 @@ def test_rejected_rows_skipped_into_rejects_file(tmp_path: Path) -> None:
     assert rejects["timestamp"].to_list()[0] == "not-a-date"
 
 
+def test_a_blank_timestamp_is_missing_not_unparseable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # White space only: blank, found by the parse of the batch (its other rows are ISO 8601
+    # in UTC), the same in memory and through the on-disk path.
+    from engscore.io import collected
+
+    source = tmp_path / "blank.csv"
+    source.write_text(
+        'contact_id,event_type,timestamp\na@x.com,open,2024-03-01T10:00:00Z\nb@x.com,open,"   "\n'
+    )
+    for most_rows in (collected.MAX_ROWS_IN_MEMORY, 0):
+        monkeypatch.setattr(collected, "MAX_ROWS_IN_MEMORY", most_rows)
+        output = tmp_path / f"out{most_rows}.parquet"
+        summary = ingest_to_file([str(source)], output, IngestOptions(on_error="skip"))
+        assert summary.rows_kept == 1
+        assert summary.reject_reasons == {"missing timestamp": 1}
+
+
 def test_mixed_time_zones_need_timezone(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"mixed_zones.csv: column 'timestamp' mixes 1 values"):
         events_of(INGEST / "mixed_zones.csv")
