@@ -102,6 +102,25 @@ def test_the_same_events_as_validation_and_deduplication_on_disk(tmp_path: Path)
     assert got.filter(pl.col(CONTACT) == "crm-0042").height == 1  # case kept: two contacts
 
 
+def test_machine_opens_are_dated_by_the_contacts_own_delivery(tmp_path: Path) -> None:
+    # Amy's open comes a second after Zed's delivery of the same campaign, but she has no
+    # delivery of her own: a person's open. (Grouped by campaign alone, it would be a
+    # machine's.) In memory the heuristic groups by contact number, not by the id.
+    path = tmp_path / "raw.csv"
+    pl.DataFrame(
+        {
+            "contact_id": ["zed@example.com", "Amy@example.com"],
+            "event_type": ["delivered", "open"],
+            "timestamp": ["2026-10-09T08:00:00Z", "2026-10-09T08:00:01Z"],
+            "campaign_id": ["c3", "c3"],
+        }
+    ).write_csv(path)
+    options = IngestOptions()
+    got = _in_memory([str(path)], options)
+    assert got.equals(_on_disk([str(path)], options))
+    assert got.filter(pl.col("event_type") == "open")["is_machine"].to_list() == [False]
+
+
 def test_the_same_events_from_provider_payloads(fixtures: Path) -> None:
     for name, preset in (
         ("sendgrid_events.csv", "sendgrid"),

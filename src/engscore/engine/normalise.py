@@ -202,12 +202,15 @@ def canonicalise(
     )
 
 
-def flag_machine_opens(events: pl.LazyFrame, window_seconds: float) -> pl.LazyFrame:
+def flag_machine_opens(
+    events: pl.LazyFrame, window_seconds: float, contact: str = CONTACT
+) -> pl.LazyFrame:
     """Apply the machine-open heuristic to rows whose provider has no machine flag.
 
     An open is a machine open when its user agent is Apple's bare proxy agent, or when it comes
     within ``window_seconds`` of the delivery of the same campaign to the same contact: no person
-    opens a mail that fast, but privacy proxies fetch images on delivery.
+    opens a mail that fast, but privacy proxies fetch images on delivery. ``contact``: the
+    column that tells contacts apart (the ids, or their numbers).
     """
     columns = events.collect_schema()
     is_open = (pl.col("event_type") == "open") & pl.col("_heuristic")
@@ -221,7 +224,7 @@ def flag_machine_opens(events: pl.LazyFrame, window_seconds: float) -> pl.LazyFr
             pl.col("timestamp")
             .filter(pl.col("event_type") == "delivered")
             .min()
-            .over(["contact_id", "campaign_id"])
+            .over([contact, "campaign_id"])
         )
         lag = pl.col("timestamp") - delivered_at
         signals.append(

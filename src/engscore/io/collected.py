@@ -429,9 +429,8 @@ def _read_once(
     if any(source.heuristic for source in sources) and options.machine_open_seconds:
         # Before de-duplication, as ``prepare_events``: a dropped copy of a delivery still
         # dates it. Per contact number.
-        by_number = frame.lazy().rename({CONTACT_KEY: CONTACT})
-        flagged = flag_machine_opens(by_number, options.machine_open_seconds)
-        frame = flagged.rename({CONTACT: CONTACT_KEY}).collect()
+        seconds = options.machine_open_seconds
+        frame = flag_machine_opens(frame.lazy(), seconds, CONTACT_KEY).collect()
     duplicates = keyed_duplicates(frame, CONTACT_KEY, _HAS_ID, _DUPLICATE_KEY)
     # What follows reads none of them: freed now.
     dropped = {*INTERNAL_COLUMNS, _HAS_ID, _DUPLICATE_KEY}
